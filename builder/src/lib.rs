@@ -1,0 +1,12 @@
+//! Recipe model and build orchestration.
+//!
+//! Owns: the recipe (`kiln.toml`) and lock file (`kiln.lock`) model; sources (path, URL, Debian
+//! `.deb`, OCI image) pinned by checksum and the content-addressed cache; the hermetic Linux
+//! namespace sandbox every compile step runs in; the build steps (kernel, out-of-tree module,
+//! C components, `.deb` unpack) and the step graph with input-keyed caching. It calls
+//! `kconfig`, `modules`, `layers`, `registry` and `reproducible` and is the only crate that runs
+//! external programs.
+//!
+//! Must not: write archive or image bytes itself (that is `layers`), choose timestamps or
+//! ownership (that is `reproducible`), print (it reports progress through a trait), or reach the
+//! network outside source fetching and the registry client.

@@ -1,0 +1,355 @@
+//! OCI image layouts on disk: `oci-layout`, `index.json`, `blobs/<alg>/<hex>`.
+//!
+//! Writing never leaves a half-written layout behind:
+//! - a new layout is assembled in a hidden sibling directory and renamed into place by
+//!   [`LayoutWriter::commit`]; dropping the writer without committing removes it;
+//! - an existing layout is extended in place: blobs are content-addressed and each appears
+//!   atomically (temporary file, then rename), and `index.json` is replaced atomically last, so
+//!   a reader sees either the old or the new set of images (a layout may hold unreferenced
+//!   blobs).
+//!
+//! File modes are fixed (0644 files, 0755 directories) whatever the umask, so a layout archived
+//! as a whole is reproducible too.
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::oci::reference::Reference;
+use crate::oci::spec::{self, Descriptor, ImageConfig, Index, Manifest, annotation};
+
+const OCI_LAYOUT: &str = "oci-layout";
+const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const INDEX_JSON: &str = "index.json";
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// A layout opened for reading.
+#[derive(Debug)]
+pub struct Layout {
+    root: PathBuf,
+    index: Index,
+}
+
+impl Layout {
+    /// Opens the layout at `root`, checking `oci-layout` and reading `index.json`.
+    pub fn open(root: &Path) -> Result<Self> {
+        let not_layout = |reason: String| Error::NotALayout { path: root.to_owned(), reason };
+        let marker = root.join(OCI_LAYOUT);
+        let text = match fs::read(&marker) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(not_layout("it has no oci-layout file".into()));
+            }
+            Err(e) => return Err(Error::read("read", marker, e)),
+        };
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Marker {
+            image_layout_version: String,
+        }
+        let marker_doc: Marker = serde_json::from_slice(&text).map_err(|source| Error::Json {
+            path: marker.clone(),
+            what: "oci-layout file",
+            source,
+        })?;
+        if marker_doc.image_layout_version != "1.0.0" {
+            return Err(not_layout(format!(
+                "unsupported imageLayoutVersion {:?}",
+                marker_doc.image_layout_version
+            )));
+        }
+        let index_path = root.join(INDEX_JSON);
+        let bytes = fs::read(&index_path).map_err(|e| Error::read("read", &index_path, e))?;
+        let index = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: index_path,
+            what: "image index",
+            source,
+        })?;
+        Ok(Layout { root: root.to_owned(), index })
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The parsed `index.json`.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Where a blob is stored.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        blob_path(&self.root, digest)
+    }
+
+    /// Reads a whole blob, checking its size and digest against the descriptor. For documents;
+    /// layers are streamed with [`Layout::open_blob`].
+    pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let path = self.blob_path(&descriptor.digest);
+        let bytes = fs::read(&path).map_err(|e| Error::read("read", &path, e))?;
+        self.check(descriptor, bytes.len() as u64, {
+            let mut verifier = descriptor.digest.verifier();
+            verifier.update(&bytes);
+            verifier.finish()
+        })?;
+        Ok(bytes)
+    }
+
+    /// Opens a blob for streaming (not verified here; see [`Layout::check`]).
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| Error::read("open", path, e))
+    }
+
+    /// Checks a blob's measured size and digest against its descriptor.
+    pub fn check(&self, descriptor: &Descriptor, size: u64, digest: Digest) -> Result<()> {
+        if size != descriptor.size {
+            return Err(Error::SizeMismatch {
+                layout: self.root.clone(),
+                digest: descriptor.digest.clone(),
+                expected: descriptor.size,
+                actual: size,
+            });
+        }
+        if digest != descriptor.digest {
+            return Err(Error::DigestMismatch {
+                layout: self.root.clone(),
+                expected: descriptor.digest.clone(),
+                actual: digest,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads and parses an image manifest.
+    pub fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
+        self.document(descriptor, "image manifest")
+    }
+
+    /// Reads and parses a nested image index.
+    pub fn nested_index(&self, descriptor: &Descriptor) -> Result<Index> {
+        self.document(descriptor, "image index")
+    }
+
+    /// Reads and parses an image config.
+    pub fn config(&self, descriptor: &Descriptor) -> Result<ImageConfig> {
+        self.document(descriptor, "image config")
+    }
+
+    fn document<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        what: &'static str,
+    ) -> Result<T> {
+        let bytes = self.read_blob(descriptor)?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: self.blob_path(&descriptor.digest),
+            what,
+            source,
+        })
+    }
+
+    /// The descriptor named `reference` in `index.json`.
+    pub fn find(&self, reference: &str) -> Result<&Descriptor> {
+        self.index.manifests.iter().find(|d| d.ref_name() == Some(reference)).ok_or_else(|| {
+            Error::RefNotFound {
+                layout: self.root.clone(),
+                reference: reference.to_owned(),
+                available: {
+                    let names: Vec<&str> =
+                        self.index.manifests.iter().filter_map(Descriptor::ref_name).collect();
+                    if names.is_empty() { "no named images".into() } else { names.join(", ") }
+                },
+            }
+        })
+    }
+}
+
+fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
+    root.join("blobs").join(digest.algorithm().name()).join(digest.encoded())
+}
+
+/// Adds images to a new or existing layout; see the module docs for the atomicity rules.
+#[derive(Debug)]
+pub struct LayoutWriter {
+    destination: PathBuf,
+    work: PathBuf,
+    staging: Option<tempfile::TempDir>,
+    index: Index,
+}
+
+impl LayoutWriter {
+    /// Prepares to write into `destination`: a new layout if it does not exist (or is an empty
+    /// directory), otherwise the existing layout there.
+    pub fn create_or_update(destination: &Path) -> Result<Self> {
+        match fs::symlink_metadata(destination) {
+            Ok(meta) if meta.is_dir() && destination.join(OCI_LAYOUT).exists() => {
+                let layout = Layout::open(destination)?;
+                let blobs = destination.join("blobs").join("sha256");
+                create_dir(&blobs)?;
+                Ok(LayoutWriter {
+                    destination: destination.to_owned(),
+                    work: destination.to_owned(),
+                    staging: None,
+                    index: layout.index,
+                })
+            }
+            Ok(meta) if meta.is_dir() && is_empty_dir(destination)? => Self::create(destination),
+            Ok(_) => Err(Error::OutputInUse { path: destination.to_owned() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Self::create(destination),
+            Err(e) => Err(Error::write("read", destination, e)),
+        }
+    }
+
+    fn create(destination: &Path) -> Result<Self> {
+        let parent = match destination.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(|e| Error::write("create", &parent, e))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".kiln-layout-")
+            .tempdir_in(&parent)
+            .map_err(|e| Error::write("create a directory in", &parent, e))?;
+        let work = staging.path().to_owned();
+        write_file(&work.join(OCI_LAYOUT), OCI_LAYOUT_CONTENT)?;
+        create_dir(&work.join("blobs"))?;
+        create_dir(&work.join("blobs").join("sha256"))?;
+        Ok(LayoutWriter {
+            destination: destination.to_owned(),
+            work,
+            staging: Some(staging),
+            index: Index::new(),
+        })
+    }
+
+    /// A writer for one new blob.
+    pub fn blob(&self) -> Result<BlobWriter> {
+        BlobWriter::new(self.work.join("blobs").join("sha256"))
+    }
+
+    /// Stores `bytes` as a blob and returns its digest and size.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let mut blob = self.blob()?;
+        blob.write_all(bytes).map_err(|e| Error::write("write", blob.temp_path(), e))?;
+        blob.commit()
+    }
+
+    /// Stores an encoded document and returns its descriptor.
+    pub fn put_document(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let (digest, size) = self.put_blob(bytes)?;
+        Ok(Descriptor::new(media_type, digest, size))
+    }
+
+    /// Names `descriptor` as `reference` in `index.json`, replacing an image of that name.
+    pub fn set(&mut self, reference: &Reference, mut descriptor: Descriptor) {
+        let name = reference.to_string();
+        descriptor.annotations.insert(annotation::REF_NAME.to_owned(), name.clone());
+        self.index.manifests.retain(|d| d.ref_name() != Some(name.as_str()));
+        self.index.manifests.push(descriptor);
+        // Entries sorted by name, so the index does not depend on the order images were added.
+        self.index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
+    }
+
+    /// Writes `index.json` and, for a new layout, moves it into place. Returns the layout path.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let bytes = spec::encode("image index", &self.index)?;
+        write_file(&self.work.join(INDEX_JSON), &bytes)?;
+        if let Some(staging) = self.staging.take() {
+            let staged = staging.keep();
+            set_mode(&staged, DIR_MODE)?;
+            if self.destination.is_dir() {
+                // An empty directory was there; replace it.
+                fs::remove_dir(&self.destination)
+                    .map_err(|e| Error::write("replace", &self.destination, e))?;
+            }
+            if let Err(e) = fs::rename(&staged, &self.destination) {
+                let _ = fs::remove_dir_all(&staged);
+                return Err(Error::write("move the new layout to", &self.destination, e));
+            }
+        }
+        Ok(self.destination)
+    }
+}
+
+/// A blob being written: a temporary file in the blob directory that becomes
+/// `blobs/sha256/<digest>` on [`BlobWriter::commit`] and disappears if dropped.
+pub struct BlobWriter {
+    dir: PathBuf,
+    file: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl BlobWriter {
+    fn new(dir: PathBuf) -> Result<Self> {
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::write("create a file in", &dir, e))?;
+        Ok(BlobWriter { dir, file: HashingWriter::new(BufWriter::with_capacity(256 * 1024, temp)) })
+    }
+
+    /// The temporary file's path, for error messages.
+    pub fn temp_path(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    /// Finishes the blob: its digest and size.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let (buffered, digest, size) = self.file.finish();
+        let temp = buffered.into_inner().map_err(|e| Error::write("write", &self.dir, e.into_error()))?;
+        temp.as_file()
+            .set_permissions(Permissions::from_mode(FILE_MODE))
+            .map_err(|e| Error::write("set permissions of", temp.path(), e))?;
+        let target = self.dir.join(digest.encoded());
+        temp.persist(&target).map_err(|e| Error::write("write", &target, e.error))?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn is_empty_dir(path: &Path) -> Result<bool> {
+    let mut entries = fs::read_dir(path).map_err(|e| Error::write("list", path, e))?;
+    Ok(entries.next().is_none())
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => set_mode(path, DIR_MODE),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::write("create", path, e)),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, Permissions::from_mode(mode))
+        .map_err(|e| Error::write("set permissions of", path, e))
+}
+
+/// Writes a small file atomically (temporary file in the same directory, then rename).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::write("create a file in", dir, e))?;
+    temp.write_all(bytes).map_err(|e| Error::write("write", path, e))?;
+    temp.as_file()
+        .set_permissions(Permissions::from_mode(FILE_MODE))
+        .map_err(|e| Error::write("set permissions of", path, e))?;
+    temp.persist(path).map_err(|e| Error::write("write", path, e.error))?;
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `kiln pack`: one reproducible single-layer image from a directory tree.
+//!
+//! The tree is walked ([`crate::walk`]), written as tar ([`crate::tar`]), hashed for the
+//! `diff_id`, compressed ([`crate::compress`]) and hashed again for the blob digest in one pass,
+//! straight into the layout's blob directory. Memory use does not grow with the tree's size.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use kiln_reproducible::Policy;
+
+use crate::compress::{Compression, Encoder};
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::oci::layout::{BlobWriter, LayoutWriter};
+use crate::oci::media_type;
+use crate::oci::reference::Reference;
+use crate::oci::spec::{
+    self, Descriptor, ExecConfig, History, ImageConfig, Manifest, Platform, RootFs, annotation,
+};
+use crate::tar::TarBuilder;
+use crate::walk::Walk;
+
+/// Receives progress while a layer is written. Library code never prints; the CLI implements
+/// this to draw progress.
+pub trait Reporter {
+    /// Called after each entry (path relative to the tree) has been written, with the size of
+    /// its data.
+    fn entry_written(&self, _relative: &[u8], _bytes: u64) {}
+}
+
+/// A reporter that ignores everything.
+pub struct Silent;
+
+impl Reporter for Silent {}
+
+/// How to write a layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerOptions {
+    /// Normalisation policy for every entry.
+    pub policy: Policy,
+    /// Compression of the layer blob.
+    pub compression: Compression,
+    /// Compression threads; the output does not depend on it.
+    pub threads: NonZeroUsize,
+}
+
+/// A layer written to a layout.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Descriptor of the (compressed) blob.
+    pub descriptor: Descriptor,
+    /// Digest of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar stream.
+    pub uncompressed_size: u64,
+}
+
+/// Writes `tree` as one layer blob into `blob`.
+pub fn write_layer(
+    tree: &Path,
+    blob: BlobWriter,
+    options: &LayerOptions,
+    reporter: &dyn Reporter,
+) -> Result<Layer> {
+    let sink = blob.temp_path();
+    let encoder = Encoder::new(blob, options.compression, options.threads)
+        .map_err(|e| Error::write("write", &sink, e))?;
+    let mut tar = TarBuilder::new(HashingWriter::new(encoder), options.policy, &sink);
+    for entry in Walk::new(tree)? {
+        let entry = entry?;
+        tar.append(&entry)?;
+        let bytes = if entry.metadata.is_file() { entry.metadata.len() } else { 0 };
+        reporter.entry_written(&entry.relative, bytes);
+    }
+    let (encoder, diff_id, uncompressed_size) = tar.finish()?.finish();
+    let blob = encoder.finish().map_err(|e| Error::write("write", &sink, e))?;
+    let (digest, size) = blob.commit()?;
+    Ok(Layer {
+        descriptor: Descriptor::new(options.compression.layer_media_type(), digest, size),
+        diff_id,
+        uncompressed_size,
+    })
+}
+
+/// What `kiln pack` makes.
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    /// Name of the image in the layout.
+    pub reference: Reference,
+    /// Layer options.
+    pub layer: LayerOptions,
+    /// Platform recorded in the config and the index.
+    pub platform: Platform,
+}
+
+/// The result of [`pack`].
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// The layout written.
+    pub layout: PathBuf,
+    /// The image's name.
+    pub reference: Reference,
+    /// Descriptor of the image manifest.
+    pub manifest: Descriptor,
+    /// Descriptor of the image config.
+    pub config: Descriptor,
+    /// The single layer.
+    pub layer: Layer,
+}
+
+/// Packs `tree` as a single-layer image named `options.reference` into the layout at `out`
+/// (created if needed; an image of the same name is replaced).
+pub fn pack(tree: &Path, out: &Path, options: &PackOptions, reporter: &dyn Reporter) -> Result<Packed> {
+    let mut layout = LayoutWriter::create_or_update(out)?;
+    let layer = write_layer(tree, layout.blob()?, &options.layer, reporter)?;
+    let created = options.layer.policy.epoch.to_rfc3339();
+
+    let config = ImageConfig {
+        created: Some(created.clone()),
+        architecture: options.platform.architecture.clone(),
+        os: options.platform.os.clone(),
+        config: Some(ExecConfig::default()),
+        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
+        history: vec![History {
+            created: Some(created.clone()),
+            created_by: Some("kiln pack".into()),
+            comment: None,
+            empty_layer: false,
+        }],
+    };
+    let config = layout.put_document(media_type::IMAGE_CONFIG, &spec::encode("image config", &config)?)?;
+
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: media_type::IMAGE_MANIFEST.into(),
+        artifact_type: None,
+        config: config.clone(),
+        layers: vec![layer.descriptor.clone()],
+        subject: None,
+        annotations: [(annotation::CREATED.to_owned(), created)].into(),
+    };
+    let mut manifest_descriptor =
+        layout.put_document(media_type::IMAGE_MANIFEST, &spec::encode("image manifest", &manifest)?)?;
+    let manifest_only = manifest_descriptor.clone();
+    manifest_descriptor.platform = Some(options.platform.clone());
+    layout.set(&options.reference, manifest_descriptor);
+    let layout = layout.commit()?;
+    Ok(Packed { layout, reference: options.reference.clone(), manifest: manifest_only, config, layer })
+}

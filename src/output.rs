@@ -1,0 +1,155 @@
+//! Everything kiln writes to stdout and stderr goes through here.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use kiln_layers::diff::{Change, Report, Status};
+use kiln_layers::inspect::{Content, Image, Summary};
+use kiln_layers::pack::Packed;
+
+/// Writes to stdout; a closed pipe (`kiln inspect out | head`) is not an error.
+fn emit(text: &str) -> io::Result<()> {
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn emit_json<T: serde::Serialize>(value: &T) -> io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    text.push('\n');
+    emit(&text)
+}
+
+/// `error: …`, its causes, and a `hint:` where a library error has one.
+pub(crate) fn error(error: &anyhow::Error) {
+    let mut text = format!("error: {error}\n");
+    for cause in error.chain().skip(1) {
+        let _ = writeln!(text, "  caused by: {cause}");
+    }
+    let hint =
+        error.chain().find_map(|c| c.downcast_ref::<kiln_layers::Error>().and_then(kiln_layers::Error::hint));
+    if let Some(hint) = hint {
+        let _ = writeln!(text, "hint: {hint}");
+    }
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Result of `kiln pack`: `NAME:TAG sha256:<manifest digest>`.
+pub(crate) fn packed(packed: &Packed, json: bool) -> io::Result<()> {
+    if json {
+        return emit_json(&serde_json::json!({
+            "layout": packed.layout,
+            "image": packed.reference.to_string(),
+            "manifest": packed.manifest,
+            "config": packed.config,
+            "layer": packed.layer.descriptor,
+            "diffId": packed.layer.diff_id,
+            "uncompressedSize": packed.layer.uncompressed_size,
+        }));
+    }
+    emit(&format!("{} {}\n", packed.reference, packed.manifest.digest))
+}
+
+/// Result of `kiln inspect`.
+pub(crate) fn summary(summary: &Summary, json: bool) -> io::Result<()> {
+    if json {
+        return emit_json(summary);
+    }
+    let mut text = format!("{} ({} entries)\n", summary.layout.display(), summary.images.len());
+    for image in &summary.images {
+        describe(image, 0, &mut text);
+    }
+    emit(&text)
+}
+
+fn describe(image: &Image, depth: usize, text: &mut String) {
+    let pad = "  ".repeat(depth);
+    let name = image.name.as_deref().unwrap_or("(unnamed)");
+    let platform = image.platform.as_deref().map(|p| format!("  {p}")).unwrap_or_default();
+    let _ = writeln!(text, "{pad}{name}  {}{platform}", image.digest);
+    match &image.content {
+        Content::Image { config, created, config_platform, layers, layers_size } => {
+            let created = created.as_deref().unwrap_or("-");
+            let _ = writeln!(text, "{pad}  config   {config}  {config_platform}  created {created}");
+            for (i, layer) in layers.iter().enumerate() {
+                let kind = layer.media_type.rsplit('.').next().unwrap_or(&layer.media_type);
+                let _ = writeln!(text, "{pad}  layer {i}  {}  {kind}  {}", layer.digest, size(layer.size));
+                if let Some(diff_id) = &layer.diff_id {
+                    let _ = writeln!(text, "{pad}    diff_id {diff_id}");
+                }
+            }
+            let _ = writeln!(text, "{pad}  total    {} in {} layer(s)", size(*layers_size), layers.len());
+        }
+        Content::Index { manifests } => {
+            for child in manifests {
+                describe(child, depth + 1, text);
+            }
+        }
+        Content::Other => {
+            let _ = writeln!(text, "{pad}  {} ({})", image.media_type, size(image.size));
+        }
+    }
+}
+
+/// Result of `kiln diff`.
+pub(crate) fn diff_report(report: &Report, json: bool) -> io::Result<()> {
+    if json {
+        return emit_json(report);
+    }
+    let mut text = String::new();
+    let digest = |d: &Option<kiln_layers::digest::Digest>| d.as_ref().map_or("-".into(), ToString::to_string);
+    for image in &report.images {
+        let status = match image.status {
+            Status::Identical => "identical",
+            Status::Differs => "differs",
+            Status::OnlyInA => "only in A",
+            Status::OnlyInB => "only in B",
+        };
+        let _ = writeln!(text, "image {}: {status}", image.name);
+        if image.status != Status::Differs {
+            continue;
+        }
+        let _ = writeln!(text, "  manifest {} → {}", digest(&image.manifests.0), digest(&image.manifests.1));
+        for field in &image.manifest_fields {
+            let _ = writeln!(text, "    manifest.{}: {} → {}", field.field, field.a, field.b);
+        }
+        for field in &image.config_fields {
+            let _ = writeln!(text, "    config.{}: {} → {}", field.field, field.a, field.b);
+        }
+        for layer in &image.layers {
+            let _ = writeln!(text, "  layer {} {} → {}", layer.index, digest(&layer.a), digest(&layer.b));
+            if let Some(note) = &layer.stream_note {
+                let _ = writeln!(text, "    {note}");
+            }
+            for entry in &layer.entries {
+                match &entry.change {
+                    Change::Added => {
+                        let _ = writeln!(text, "    added    {}", entry.path);
+                    }
+                    Change::Removed => {
+                        let _ = writeln!(text, "    removed  {}", entry.path);
+                    }
+                    Change::Changed(fields) => {
+                        let fields: Vec<String> =
+                            fields.iter().map(|f| format!("{} {} → {}", f.field, f.a, f.b)).collect();
+                        let _ = writeln!(text, "    changed  {}: {}", entry.path, fields.join(", "));
+                    }
+                }
+            }
+        }
+    }
+    emit(&text)
+}
+
+/// `1.5 MiB`.
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
