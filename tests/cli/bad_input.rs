@@ -1,0 +1,170 @@
+//! Bad input gets a clear error naming the path, the documented exit code, and never a
+//! partial layout.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{self, PLAIN};
+
+/// Runs `kiln pack` of `tree` into `out`.
+fn pack(tree: &Path, out: &Path) -> Output {
+    support::run(support::kiln().arg("pack").arg(tree).args(["--ref", "bad:v1", "--out"]).arg(out))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Nothing was left behind in `parent` besides `keep`.
+fn assert_no_leftovers(parent: &Path, keep: &[&str]) {
+    let mut names: Vec<String> = fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, keep, "unexpected files in {}", parent.display());
+}
+
+#[test]
+fn sockets_and_fifos_are_refused_by_name() {
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    support::write_fixture(&tree, PLAIN);
+    let out = work.path().join("out");
+
+    let socket = tree.join("run/control.sock");
+    fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(&socket).unwrap();
+    let output = pack(&tree, &out);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("{} is a socket", socket.display())), "{message}");
+    assert!(message.contains("hint: "), "{message}");
+    assert_no_leftovers(work.path(), &["tree"]);
+    drop(listener);
+    fs::remove_file(&socket).unwrap();
+
+    let fifo = tree.join("run/pipe");
+    support::ok(Command::new("mkfifo").arg(&fifo));
+    let output = pack(&tree, &out);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains(&format!("{} is a FIFO", fifo.display())), "{}", stderr(&output));
+    assert_no_leftovers(work.path(), &["tree"]);
+}
+
+#[test]
+fn a_failed_pack_leaves_an_existing_layout_untouched() {
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    support::write_fixture(&tree, PLAIN);
+    let out = work.path().join("out");
+    support::pack(&tree, &out, "good:v1", &[]);
+    let before = support::tree_listing(&out);
+    support::ok(Command::new("mkfifo").arg(tree.join("usr/zz-fifo")));
+    let output = pack(&tree, &out);
+    assert_eq!(output.status.code(), Some(3));
+    // Same files (no temporary blob left), same index.
+    assert_eq!(support::tree_listing(&out), before);
+}
+
+#[test]
+fn unreadable_files_and_directories_are_named() {
+    let work = support::tempdir();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    for unreadable in ["etc/os-release", "usr/lib"] {
+        let tree = work.path().join("tree");
+        support::write_fixture(&tree, PLAIN);
+        let path = tree.join(unreadable);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+        let out = work.path().join("out");
+        let output = if support::is_root() {
+            // root reads everything; run as nobody so permissions apply.
+            if !support::require_tool("setpriv") {
+                return;
+            }
+            support::run(
+                Command::new("setpriv")
+                    .args([
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        env!("CARGO_BIN_EXE_kiln"),
+                        "pack",
+                    ])
+                    .arg(&tree)
+                    .args(["--ref", "bad:v1", "--out"])
+                    .arg(&out),
+            )
+        } else {
+            pack(&tree, &out)
+        };
+        assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+        let message = stderr(&output);
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("Permission denied"), "{message}");
+        assert!(message.contains("hint: check the permissions"), "{message}");
+        assert_no_leftovers(work.path(), &["tree"]);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::remove_dir_all(&tree).unwrap();
+    }
+}
+
+#[test]
+fn bad_arguments_and_environment_have_their_exit_codes() {
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    support::write_fixture(&tree, PLAIN);
+
+    // Usage: a reference without a tag.
+    let output = support::run(support::kiln().arg("pack").arg(&tree).args(["--ref", "NoTag", "--out", "x"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("missing `:TAG`"), "{}", stderr(&output));
+
+    // Input: SOURCE_DATE_EPOCH that is not a number of seconds.
+    let output = support::run(
+        support::kiln()
+            .env("SOURCE_DATE_EPOCH", "yesterday")
+            .arg("pack")
+            .arg(&tree)
+            .args(["--ref", "a:b", "--out"])
+            .arg(work.path().join("o")),
+    );
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("SOURCE_DATE_EPOCH=\"yesterday\""), "{}", stderr(&output));
+
+    // Input: the tree is a file; the output is a file.
+    let file = tree.join("etc/hostname");
+    let output = pack(&file, &work.path().join("o"));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains(&format!("{} is not a directory", file.display())));
+    let output = pack(&tree, &file);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("exists and is not an OCI image layout"), "{}", stderr(&output));
+
+    // Input: inspecting something that is not a layout names what is missing.
+    let output = support::run(support::kiln().arg("inspect").arg(&tree));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("has no oci-layout file"), "{}", stderr(&output));
+    assert_no_leftovers(work.path(), &["tree"]);
+}
+
+#[test]
+fn a_corrupt_blob_is_detected_by_inspect() {
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    support::write_fixture(&tree, PLAIN);
+    let out = work.path().join("out");
+    let digest = support::pack(&tree, &out, "img:v1", &[]);
+    let manifest = support::blob_json(&out, &digest);
+    let config = support::blob_path(&out, manifest["config"]["digest"].as_str().unwrap());
+    let mut bytes = fs::read(&config).unwrap();
+    bytes[10] ^= 1;
+    fs::write(&config, bytes).unwrap();
+    let output = support::run(support::kiln().arg("inspect").arg(&out));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("has digest sha256:"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("hint: the layout is corrupt"), "{}", stderr(&output));
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests of the `kiln` binary against real tools (skopeo, umoci, GNU tar).
+//!
+//! Tests that need an external tool call [`support::require_tool`]: without the tool they say
+//! why and pass on a laptop, and fail when `CI` is set, so CI always runs them.
+
+mod bad_input;
+mod diff;
+mod golden;
+mod interop;
+mod reproducibility;
+mod support;

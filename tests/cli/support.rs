@@ -1,0 +1,246 @@
+//! Shared helpers: running kiln, building fixture trees, reading layouts.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, FileTimes};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The kiln binary with a clean, fixed environment (no SOURCE_DATE_EPOCH, C locale, UTC).
+pub fn kiln() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command.env_remove("SOURCE_DATE_EPOCH").env("LC_ALL", "C").env("TZ", "UTC");
+    command
+}
+
+/// Runs a command and returns its output, printing it on failure.
+pub fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    output
+}
+
+/// Runs a command that must succeed; returns stdout.
+pub fn ok(command: &mut Command) -> String {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Whether an external tool is installed. Without it a test cannot run: it says so, and under
+/// `CI` it fails instead of passing silently.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        let message = format!("{tool} is not installed; run scripts/install-deps");
+        assert!(std::env::var_os("CI").is_none(), "CI requires every tool: {message}");
+        eprintln!("skipping: {message}");
+    }
+    found
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A temporary directory that other users can traverse (tests run kiln as `nobody` too).
+pub fn tempdir_in(parent: &Path) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("kiln-test-").tempdir_in(parent).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempdir_in(&std::env::temp_dir())
+}
+
+/// How a fixture tree is created; the packed result must not depend on any of it.
+#[derive(Clone, Copy)]
+pub struct Variation {
+    /// Create entries in reverse order (on tmpfs this reverses the directory order too).
+    pub reverse: bool,
+    /// Permission bits as a umask of 077 would leave them, and odd mtimes.
+    pub perturb: bool,
+}
+
+pub const PLAIN: Variation = Variation { reverse: false, perturb: false };
+
+/// A long directory name (forces the ustar prefix split) and a name no ustar header holds.
+pub fn long_names() -> (String, String) {
+    (format!("usr/share/{}", "d".repeat(120)), format!("usr/share/{}.txt", "n".repeat(150)))
+}
+
+/// Deterministic content that spans several gzip blocks and compresses a little.
+pub fn big_content() -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..400 * 1024)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if i % 3 == 0 { b"kiln"[i % 4] } else { (state >> 56) as u8 }
+        })
+        .collect()
+}
+
+/// Writes the standard fixture tree into `root`: regular, executable, empty and large files,
+/// nested and empty directories, a symlink, a dangling symlink, a hard link, names longer than
+/// 100 bytes and a non-UTF-8 name.
+pub fn write_fixture(root: &Path, variation: Variation) {
+    let (long_dir, long_name) = long_names();
+    let mut steps: Vec<Box<dyn Fn(&Path)>> = vec![
+        Box::new(|r| file(r, "etc/hostname", b"kiln\n", false)),
+        Box::new(|r| file(r, "etc/os-release", b"NAME=kiln\nID=kiln\n", false)),
+        Box::new(|r| file(r, "usr/bin/tool", b"#!/bin/sh\necho tool\n", true)),
+        Box::new(|r| file(r, "usr/lib/empty", b"", false)),
+        Box::new(|r| file(r, "usr/lib/big.bin", &big_content(), false)),
+        Box::new(|r| file(r, "usr/lib/libx.so.1.0", b"\x7fELF not really\n", true)),
+        Box::new(|r| symlink("libx.so.1.0", r.join("usr/lib/libx.so.1")).unwrap()),
+        Box::new(|r| symlink("/nonexistent/target", r.join("dangling")).unwrap()),
+        Box::new(|r| fs::create_dir_all(r.join("var/empty-dir")).unwrap()),
+        Box::new(move |r| file(r, &format!("{long_dir}/{}.conf", "f".repeat(90)), b"long\n", false)),
+        Box::new(move |r| file(r, &long_name, b"longer\n", false)),
+        Box::new(|r| {
+            fs::create_dir_all(r.join("usr/share")).unwrap();
+            let name = OsStr::from_bytes(b"usr/share/\xff\xfe-latin1-\xe9");
+            fs::write(r.join(name), b"bytes\n").unwrap();
+        }),
+    ];
+    if variation.reverse {
+        // Parents of later steps must exist first.
+        for dir in ["etc", "usr/bin", "usr/lib", "usr/share", "var"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        steps.reverse();
+    }
+    for step in &steps {
+        step(root);
+    }
+    fs::hard_link(root.join("usr/lib/libx.so.1.0"), root.join("usr/lib/libx-hardlink.so")).unwrap();
+    if variation.perturb {
+        perturb(root);
+    }
+}
+
+fn file(root: &Path, relative: &str, content: &[u8], executable: bool) {
+    let path = root.join(relative);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = File::create(&path).unwrap();
+    f.write_all(content).unwrap();
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Modes as a umask of 077 leaves them, and mtimes spread over decades.
+fn perturb(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    let mut n = 0u64;
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let mode = meta.permissions().mode() & 0o700;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            n += 1;
+            let time = SystemTime::UNIX_EPOCH + Duration::from_secs(100_000_000 * n + 12345);
+            File::open(&path).unwrap().set_times(FileTimes::new().set_modified(time)).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
+/// Parsed `index.json` of a layout.
+pub fn index(layout: &Path) -> Value {
+    serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap()
+}
+
+/// The manifest digest named `reference` in a layout.
+pub fn manifest_digest(layout: &Path, reference: &str) -> String {
+    let index = index(layout);
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .unwrap_or_else(|| panic!("no {reference} in {}", layout.display()));
+    entry["digest"].as_str().unwrap().to_owned()
+}
+
+pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let (algorithm, hex) = digest.split_once(':').unwrap();
+    layout.join("blobs").join(algorithm).join(hex)
+}
+
+pub fn blob_json(layout: &Path, digest: &str) -> Value {
+    serde_json::from_slice(&fs::read(blob_path(layout, digest)).unwrap()).unwrap()
+}
+
+/// The single layer's (digest, media type) and the config's diff_id of an image.
+pub fn layer_of(layout: &Path, reference: &str) -> (String, String, String) {
+    let manifest = blob_json(layout, &manifest_digest(layout, reference));
+    let layer = &manifest["layers"][0];
+    let config = blob_json(layout, manifest["config"]["digest"].as_str().unwrap());
+    (
+        layer["digest"].as_str().unwrap().to_owned(),
+        layer["mediaType"].as_str().unwrap().to_owned(),
+        config["rootfs"]["diff_ids"][0].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(fs::read(path).unwrap())))
+}
+
+/// Every file of a directory tree with its mode and content digest, for whole-tree comparison.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                out.push(format!("{relative}/ {mode:o}"));
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                out.push(format!("{relative} -> {}", fs::read_link(&path).unwrap().display()));
+            } else {
+                out.push(format!("{relative} {mode:o} {}", sha256_file(&path)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Packs `tree` into `out` as `reference` with extra arguments; returns the manifest digest.
+pub fn pack(tree: &Path, out: &Path, reference: &str, extra: &[&str]) -> String {
+    let stdout = ok(kiln().arg("pack").arg(tree).args(["--ref", reference, "--out"]).arg(out).args(extra));
+    let digest = manifest_digest(out, reference);
+    assert_eq!(stdout.trim(), format!("{reference} {digest}"));
+    digest
+}
