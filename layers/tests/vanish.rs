@@ -1,6 +1,8 @@
 //! A path that disappears between being listed and being read is reported by name, and the
 //! new layout is not created.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test on any unexpected error")]
+
 use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! Tests that need an external tool call [`support::require_tool`]: without the tool they say
 //! why and pass on a laptop, and fail when `CI` is set, so CI always runs them.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test on any unexpected error")]
+
 mod bad_input;
 mod diff;
 mod golden;

@@ -13,20 +13,19 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The kiln binary with a clean, fixed environment (no SOURCE_DATE_EPOCH, C locale, UTC).
-pub fn kiln() -> Command {
+pub(crate) fn kiln() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
     command.env_remove("SOURCE_DATE_EPOCH").env("LC_ALL", "C").env("TZ", "UTC");
     command
 }
 
 /// Runs a command and returns its output, printing it on failure.
-pub fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    output
+pub(crate) fn run(command: &mut Command) -> Output {
+    command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
 }
 
 /// Runs a command that must succeed; returns stdout.
-pub fn ok(command: &mut Command) -> String {
+pub(crate) fn ok(command: &mut Command) -> String {
     let output = run(command);
     assert!(
         output.status.success(),
@@ -40,7 +39,8 @@ pub fn ok(command: &mut Command) -> String {
 
 /// Whether an external tool is installed. Without it a test cannot run: it says so, and under
 /// `CI` it fails instead of passing silently.
-pub fn require_tool(tool: &str) -> bool {
+#[expect(clippy::print_stderr, reason = "a skipped test must say why")]
+pub(crate) fn require_tool(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
@@ -55,39 +55,39 @@ pub fn require_tool(tool: &str) -> bool {
 }
 
 /// Whether the tests run as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
 /// A temporary directory that other users can traverse (tests run kiln as `nobody` too).
-pub fn tempdir_in(parent: &Path) -> tempfile::TempDir {
+pub(crate) fn tempdir_in(parent: &Path) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("kiln-test-").tempdir_in(parent).unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
 
-pub fn tempdir() -> tempfile::TempDir {
+pub(crate) fn tempdir() -> tempfile::TempDir {
     tempdir_in(&std::env::temp_dir())
 }
 
 /// How a fixture tree is created; the packed result must not depend on any of it.
 #[derive(Clone, Copy)]
-pub struct Variation {
+pub(crate) struct Variation {
     /// Create entries in reverse order (on tmpfs this reverses the directory order too).
-    pub reverse: bool,
+    pub(crate) reverse: bool,
     /// Permission bits as a umask of 077 would leave them, and odd mtimes.
-    pub perturb: bool,
+    pub(crate) perturb: bool,
 }
 
-pub const PLAIN: Variation = Variation { reverse: false, perturb: false };
+pub(crate) const PLAIN: Variation = Variation { reverse: false, perturb: false };
 
 /// A long directory name (forces the ustar prefix split) and a name no ustar header holds.
-pub fn long_names() -> (String, String) {
+pub(crate) fn long_names() -> (String, String) {
     (format!("usr/share/{}", "d".repeat(120)), format!("usr/share/{}.txt", "n".repeat(150)))
 }
 
 /// Deterministic content that spans several gzip blocks and compresses a little.
-pub fn big_content() -> Vec<u8> {
+pub(crate) fn big_content() -> Vec<u8> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     (0..400 * 1024)
         .map(|i| {
@@ -99,12 +99,15 @@ pub fn big_content() -> Vec<u8> {
         .collect()
 }
 
+/// One step of creating the fixture tree.
+type Step = Box<dyn Fn(&Path)>;
+
 /// Writes the standard fixture tree into `root`: regular, executable, empty and large files,
 /// nested and empty directories, a symlink, a dangling symlink, a hard link, names longer than
 /// 100 bytes and a non-UTF-8 name.
-pub fn write_fixture(root: &Path, variation: Variation) {
+pub(crate) fn write_fixture(root: &Path, variation: Variation) {
     let (long_dir, long_name) = long_names();
-    let mut steps: Vec<Box<dyn Fn(&Path)>> = vec![
+    let mut steps: Vec<Step> = vec![
         Box::new(|r| file(r, "etc/hostname", b"kiln\n", false)),
         Box::new(|r| file(r, "etc/os-release", b"NAME=kiln\nID=kiln\n", false)),
         Box::new(|r| file(r, "usr/bin/tool", b"#!/bin/sh\necho tool\n", true)),
@@ -172,12 +175,12 @@ fn perturb(root: &Path) {
 }
 
 /// Parsed `index.json` of a layout.
-pub fn index(layout: &Path) -> Value {
+pub(crate) fn index(layout: &Path) -> Value {
     serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap()
 }
 
 /// The manifest digest named `reference` in a layout.
-pub fn manifest_digest(layout: &Path, reference: &str) -> String {
+pub(crate) fn manifest_digest(layout: &Path, reference: &str) -> String {
     let index = index(layout);
     let entry = index["manifests"]
         .as_array()
@@ -188,17 +191,17 @@ pub fn manifest_digest(layout: &Path, reference: &str) -> String {
     entry["digest"].as_str().unwrap().to_owned()
 }
 
-pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+pub(crate) fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     let (algorithm, hex) = digest.split_once(':').unwrap();
     layout.join("blobs").join(algorithm).join(hex)
 }
 
-pub fn blob_json(layout: &Path, digest: &str) -> Value {
+pub(crate) fn blob_json(layout: &Path, digest: &str) -> Value {
     serde_json::from_slice(&fs::read(blob_path(layout, digest)).unwrap()).unwrap()
 }
 
 /// The single layer's (digest, media type) and the config's diff_id of an image.
-pub fn layer_of(layout: &Path, reference: &str) -> (String, String, String) {
+pub(crate) fn layer_of(layout: &Path, reference: &str) -> (String, String, String) {
     let manifest = blob_json(layout, &manifest_digest(layout, reference));
     let layer = &manifest["layers"][0];
     let config = blob_json(layout, manifest["config"]["digest"].as_str().unwrap());
@@ -209,12 +212,12 @@ pub fn layer_of(layout: &Path, reference: &str) -> (String, String, String) {
     )
 }
 
-pub fn sha256_file(path: &Path) -> String {
+pub(crate) fn sha256_file(path: &Path) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(fs::read(path).unwrap())))
 }
 
 /// Every file of a directory tree with its mode and content digest, for whole-tree comparison.
-pub fn tree_listing(root: &Path) -> Vec<String> {
+pub(crate) fn tree_listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -238,7 +241,7 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
 }
 
 /// Packs `tree` into `out` as `reference` with extra arguments; returns the manifest digest.
-pub fn pack(tree: &Path, out: &Path, reference: &str, extra: &[&str]) -> String {
+pub(crate) fn pack(tree: &Path, out: &Path, reference: &str, extra: &[&str]) -> String {
     let stdout = ok(kiln().arg("pack").arg(tree).args(["--ref", reference, "--out"]).arg(out).args(extra));
     let digest = manifest_digest(out, reference);
     assert_eq!(stdout.trim(), format!("{reference} {digest}"));
