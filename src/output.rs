@@ -56,7 +56,9 @@ pub(crate) fn summary(summary: &Summary, json: bool) -> io::Result<()> {
     if json {
         return emit_json(summary);
     }
-    let mut text = format!("{} ({} entries)\n", summary.layout.display(), summary.images.len());
+    let count = summary.images.len();
+    let noun = if count == 1 { "entry" } else { "entries" };
+    let mut text = format!("{} ({count} {noun})\n", summary.layout.display());
     for image in &summary.images {
         describe(image, 0, &mut text);
     }

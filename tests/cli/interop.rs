@@ -144,3 +144,25 @@ fn gnu_tar_lists_normalised_headers() {
     );
     assert_eq!(gz_listing, listing);
 }
+
+#[test]
+fn gnu_tar_extracts_long_names_with_newlines() {
+    if !support::require_tool("tar") {
+        return;
+    }
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    // Long enough for a PAX path record, whose value then contains a newline.
+    let dir = tree.join(format!("\n{}", "x".repeat(150)));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("line\nbreak"), "hi\n").unwrap();
+    let out = work.path().join("out");
+    support::pack(&tree, &out, "nl:v1", &["--compression", "none"]);
+    let (layer, _, _) = support::layer_of(&out, "nl:v1");
+    let extracted = work.path().join("extracted");
+    fs::create_dir(&extracted).unwrap();
+    support::ok(
+        Command::new("tar").arg("-xf").arg(support::blob_path(&out, &layer)).arg("-C").arg(&extracted),
+    );
+    assert_eq!(support::tree_listing(&extracted), support::tree_listing(&tree));
+}

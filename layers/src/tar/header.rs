@@ -329,4 +329,118 @@ mod tests {
         assert!(text.contains(&format!("size={}", MAX_OCTAL_11 + 1)));
         assert_eq!(&out[2 * BLOCK + 124..2 * BLOCK + 136], b"00000000000\0");
     }
+
+    #[test]
+    fn long_link_target_goes_to_pax() {
+        let target = format!("/{}", "t".repeat(150));
+        let header =
+            Header { kind: EntryType::Symlink { target: target.clone().into_bytes() }, ..file(b"link", 0) };
+        let out = encode(&header);
+        let text = String::from_utf8_lossy(&out[BLOCK..2 * BLOCK]);
+        assert!(text.contains(&format!("linkpath={target}")), "{text}");
+        assert_eq!(out[2 * BLOCK + 156], b'2');
+    }
+
+    mod round_trip {
+        use super::super::*;
+        use proptest::prelude::*;
+        use std::io::Read;
+
+        fn component() -> impl Strategy<Value = Vec<u8>> {
+            // Any bytes but NUL and '/', including non-UTF-8 and long names. Not '\n': the tar
+            // crate splits PAX records at newlines instead of by their length, so it cannot be
+            // the oracle for those; GNU tar is (tests/cli/interop.rs).
+            prop::collection::vec(
+                any::<u8>().prop_filter("no NUL, / or newline", |b| !matches!(b, 0 | b'/' | b'\n')),
+                1..120,
+            )
+            .prop_filter("not . or ..", |c| c != b"." && c != b"..")
+        }
+
+        fn path() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(component(), 1..5).prop_map(|parts| parts.join(&b'/'))
+        }
+
+        fn kind() -> impl Strategy<Value = EntryType> {
+            prop_oneof![
+                (0u64..5000).prop_map(|size| EntryType::File { size }),
+                Just(EntryType::Directory),
+                path().prop_map(|target| EntryType::Symlink { target }),
+                path().prop_map(|target| EntryType::Hardlink { target }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// What kiln writes, an independent reader (the tar crate) reads back unchanged.
+            #[test]
+            fn headers_read_back(
+                path in path(),
+                kind in kind(),
+                mode in 0u32..0o7777,
+                uid in prop_oneof![0u32..10, Just(u32::MAX)],
+                gid in prop_oneof![0u32..10, Just(3_000_000u32)],
+                mtime in prop_oneof![0u64..2_000_000_000, Just(MAX_OCTAL_11 + 5)],
+                // Binary values, without newlines for the same reason as in `component`.
+                xattr in prop::option::of(prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..40)),
+            ) {
+                let mut path = path;
+                if kind == EntryType::Directory {
+                    path.push(b'/');
+                }
+                let xattrs: Vec<(String, Vec<u8>)> =
+                    xattr.into_iter().map(|v| ("security.capability".to_owned(), v)).collect();
+                let header = Header { path: path.clone(), kind: kind.clone(), mode, uid, gid, mtime, xattrs: xattrs.clone() };
+                let mut archive = Vec::new();
+                header.write_to(&mut archive).unwrap();
+                let size = match kind { EntryType::File { size } => size, _ => 0 };
+                archive.extend(std::iter::repeat_n(7u8, size as usize));
+                archive.extend(std::iter::repeat_n(0u8, padding(size) + 2 * BLOCK));
+
+                let mut reader = tar::Archive::new(&archive[..]);
+                let mut entries = reader.entries().unwrap();
+                let mut entry = entries.next().unwrap().unwrap();
+                // PAX records as the reader parsed them; numeric ones override the header.
+                let pax: Vec<(String, Vec<u8>)> = match entry.pax_extensions().unwrap() {
+                    Some(extensions) => extensions
+                        .map(|e| e.unwrap())
+                        .map(|e| (e.key().unwrap().to_owned(), e.value_bytes().to_vec()))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let numeric = |key: &str, field: u64| -> u64 {
+                    pax.iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| std::str::from_utf8(v).unwrap().parse().unwrap())
+                        .unwrap_or(field)
+                };
+                prop_assert_eq!(entry.path_bytes().into_owned(), path);
+                prop_assert_eq!(entry.header().mode().unwrap(), mode);
+                prop_assert_eq!(numeric("uid", entry.header().uid().unwrap()), u64::from(uid));
+                prop_assert_eq!(numeric("gid", entry.header().gid().unwrap()), u64::from(gid));
+                prop_assert_eq!(numeric("mtime", entry.header().mtime().unwrap()), mtime);
+                prop_assert_eq!(entry.size(), size);
+                let link = entry.link_name_bytes().map(|l| l.into_owned());
+                match &kind {
+                    EntryType::Symlink { target } | EntryType::Hardlink { target } => {
+                        prop_assert_eq!(link.as_ref(), Some(target));
+                    }
+                    _ => prop_assert_eq!(link, None),
+                }
+                let read_xattrs: Vec<(String, Vec<u8>)> = pax
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix("SCHILY.xattr.")?.to_owned(), v.clone())))
+                    .collect();
+                prop_assert_eq!(read_xattrs, xattrs);
+                let keys: Vec<&String> = pax.iter().map(|(k, _)| k).collect();
+                prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "PAX keys not sorted: {:?}", keys);
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).unwrap();
+                prop_assert_eq!(data.len() as u64, size);
+                drop(entry);
+                prop_assert!(entries.next().is_none());
+            }
+        }
+    }
 }
