@@ -30,9 +30,7 @@ fn assert_no_leftovers(parent: &Path, keep: &[&str]) {
 
 #[test]
 fn sockets_and_fifos_are_refused_by_name() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let out = work.path().join("out");
 
     let socket = tree.join("run/control.sock");
@@ -57,9 +55,7 @@ fn sockets_and_fifos_are_refused_by_name() {
 
 #[test]
 fn a_failed_pack_leaves_an_existing_layout_untouched() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let out = work.path().join("out");
     support::pack(&tree, &out, "good:v1", &[]);
     let before = support::tree_listing(&out);
@@ -114,9 +110,7 @@ fn unreadable_files_and_directories_are_named() {
 
 #[test]
 fn bad_arguments_and_environment_have_their_exit_codes() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
 
     // Usage: a reference without a tag.
     let output = support::run(support::kiln().arg("pack").arg(&tree).args(["--ref", "NoTag", "--out", "x"]));
@@ -153,9 +147,7 @@ fn bad_arguments_and_environment_have_their_exit_codes() {
 
 #[test]
 fn a_corrupt_blob_is_detected_by_inspect() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let out = work.path().join("out");
     let digest = support::pack(&tree, &out, "img:v1", &[]);
     let manifest = support::blob_json(&out, &digest);

@@ -5,13 +5,11 @@ use std::os::unix::fs::PermissionsExt;
 
 use serde_json::Value;
 
-use crate::support::{self, PLAIN};
+use crate::support;
 
 #[test]
 fn identical_images_exit_zero() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     support::pack(&tree, &a, "img:v1", &[]);
     support::pack(&tree, &b, "img:v1", &["--threads", "3"]);
@@ -22,9 +20,7 @@ fn identical_images_exit_zero() {
 
 #[test]
 fn reports_the_file_and_field_that_differ() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     support::pack(&tree, &a, "img:v1", &[]);
     fs::write(tree.join("etc/hostname"), "other\n").unwrap();
@@ -58,9 +54,7 @@ fn reports_the_file_and_field_that_differ() {
 
 #[test]
 fn images_only_on_one_side_and_compression_only_changes() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     support::pack(&tree, &a, "img:v1", &[]);
     support::pack(&tree, &a, "only:a", &[]);

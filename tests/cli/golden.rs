@@ -2,7 +2,7 @@
 //! every output format. A change here is a change of kiln's output format (or of a pinned
 //! compressor) and must be deliberate; the failure message prints the new values.
 
-use crate::support::{self, PLAIN};
+use crate::support;
 
 const EPOCH: &str = "1700000000";
 
@@ -18,9 +18,7 @@ const INDEX: &str = "sha256:d8dae8c4d085aefd5994e4e7385170ab03209523962c088f84a5
 
 #[test]
 fn every_format_matches_its_golden_digest() {
-    let work = support::tempdir();
-    let tree = work.path().join("tree");
-    support::write_fixture(&tree, PLAIN);
+    let (work, tree) = support::fixture();
     let out = work.path().join("out");
     let mut actual = Vec::new();
     for (compression, reference) in

@@ -8,6 +8,7 @@
 mod bad_input;
 mod diff;
 mod golden;
+mod inspect;
 mod interop;
 mod reproducibility;
 mod support;

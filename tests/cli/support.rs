@@ -70,6 +70,14 @@ pub(crate) fn tempdir() -> tempfile::TempDir {
     tempdir_in(&std::env::temp_dir())
 }
 
+/// A temporary directory holding the standard fixture tree at `tree/`.
+pub(crate) fn fixture() -> (tempfile::TempDir, PathBuf) {
+    let work = tempdir();
+    let tree = work.path().join("tree");
+    write_fixture(&tree, PLAIN);
+    (work, tree)
+}
+
 /// How a fixture tree is created; the packed result must not depend on any of it.
 #[derive(Clone, Copy)]
 pub(crate) struct Variation {
