@@ -1,6 +1,6 @@
 //! `kiln pack`: one reproducible single-layer image from a directory tree.
 //!
-//! The tree is walked ([`crate::walk`]), written as tar ([`crate::tar`]), hashed for the
+//! The tree is walked ([`crate::walk`]), written as tar, hashed for the
 //! `diff_id`, compressed ([`crate::compress`]) and hashed again for the blob digest in one pass,
 //! straight into the layout's blob directory. Memory use does not grow with the tree's size.
 
