@@ -28,6 +28,64 @@ pub(crate) enum Command {
     ///
     /// Exits 0 when identical, 1 when they differ.
     Diff(DiffArgs),
+    /// Kernel configuration: merge fragments, check a final .config, diff two configs.
+    #[command(subcommand)]
+    Kconfig(KconfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KconfigCommand {
+    /// Merge fragments onto a base config as the kernel's merge_config.sh does (later wins).
+    ///
+    /// Prints the script's messages on stderr and the merged config on stdout or to --out.
+    Merge(KconfigMergeArgs),
+    /// Check that every value BASE and FRAGMENTs request is in FINAL (merge_config.sh's rule).
+    ///
+    /// Exits 1 and lists each missing value when any did not stick.
+    Check(KconfigCheckArgs),
+    /// Symbol-level differences between two configs. Exits 1 when they differ.
+    Diff(KconfigDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KconfigMergeArgs {
+    /// Base config.
+    pub(crate) base: PathBuf,
+    /// Fragments, applied in order.
+    pub(crate) fragments: Vec<PathBuf>,
+    /// Write the merged config here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// A later `m` does not demote an earlier `y` (merge_config.sh -y).
+    #[arg(short = 'y', long)]
+    pub(crate) builtin_wins: bool,
+    /// Fail if a fragment redefines any value (merge_config.sh -s).
+    #[arg(short, long)]
+    pub(crate) strict: bool,
+    /// Report values set again unchanged (merge_config.sh -r).
+    #[arg(short = 'r', long)]
+    pub(crate) redundant: bool,
+    /// No messages about overridden values (merge_config.sh -Q).
+    #[arg(short = 'Q', long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KconfigCheckArgs {
+    /// The final .config, e.g. after `make olddefconfig`.
+    pub(crate) final_config: PathBuf,
+    /// Base config (or the already merged request).
+    pub(crate) base: PathBuf,
+    /// Fragments merged onto the base, in order.
+    pub(crate) fragments: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KconfigDiffArgs {
+    /// Old config.
+    pub(crate) old: PathBuf,
+    /// New config.
+    pub(crate) new: PathBuf,
 }
 
 #[derive(Debug, Args)]

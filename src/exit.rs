@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success; for `diff`, the inputs are identical |
-//! | 1 | the command worked and found differences (`diff`) |
+//! | 1 | the command worked and found differences (`diff`, `kconfig diff`) or values that did not stick (`kconfig check`) |
 //! | 2 | the command line is wrong (unknown flag, missing argument, bad value) |
 //! | 3 | the input is wrong: a tree, layout, reference or value kiln was given |
 //! | 4 | the environment failed: I/O on kiln's own output, permissions, a missing tool |
@@ -27,7 +27,10 @@ impl Exit {
             if let Some(error) = cause.downcast_ref::<kiln_layers::Error>() {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }
-            if cause.is::<kiln_reproducible::EpochError>() {
+            if cause.is::<kiln_reproducible::EpochError>()
+                || cause.is::<kiln_kconfig::Error>()
+                || cause.is::<kiln_kconfig::merge::StrictViolation>()
+            {
                 return Exit::Input;
             }
         }

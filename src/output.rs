@@ -21,6 +21,23 @@ fn emit_json<T: serde::Serialize>(value: &T) -> io::Result<()> {
     emit(&text)
 }
 
+/// Plain text on stdout.
+pub(crate) fn text(text: &str) -> io::Result<()> {
+    emit(text)
+}
+
+/// Progress messages (one per line) on stderr.
+pub(crate) fn messages(lines: &[String]) {
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// `file:line: warning: …` on stderr.
+pub(crate) fn warnings(warnings: &[kiln_kconfig::Warning]) {
+    let text: String = warnings.iter().map(|w| format!("{w}\n")).collect();
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// `error: …`, its causes, and a `hint:` where a library error has one.
 pub(crate) fn error(error: &anyhow::Error) {
     let mut text = format!("error: {error}\n");

@@ -2,6 +2,7 @@
 
 mod diff;
 mod inspect;
+mod kconfig;
 mod pack;
 
 use crate::cli::{Cli, Command};
@@ -12,5 +13,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pack(args) => pack::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Kconfig(command) => kconfig::run(command),
     }
 }

@@ -10,5 +10,6 @@ mod diff;
 mod golden;
 mod inspect;
 mod interop;
+mod kconfig;
 mod reproducibility;
 mod support;

@@ -39,7 +39,6 @@ pub(crate) fn ok(command: &mut Command) -> String {
 
 /// Whether an external tool is installed. Without it a test cannot run: it says so, and under
 /// `CI` it fails instead of passing silently.
-#[expect(clippy::print_stderr, reason = "a skipped test must say why")]
 pub(crate) fn require_tool(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -49,7 +48,7 @@ pub(crate) fn require_tool(tool: &str) -> bool {
     if !found {
         let message = format!("{tool} is not installed; run scripts/install-deps");
         assert!(std::env::var_os("CI").is_none(), "CI requires every tool: {message}");
-        eprintln!("skipping: {message}");
+        eprintln_skip(&message);
     }
     found
 }
@@ -254,4 +253,40 @@ pub(crate) fn pack(tree: &Path, out: &Path, reference: &str, extra: &[&str]) -> 
     let digest = manifest_digest(out, reference);
     assert_eq!(stdout.trim(), format!("{reference} {digest}"));
     digest
+}
+
+/// The Linux 6.12 source tree from Debian's `linux-source-6.12`, extracted once per build
+/// directory and shared by every test that needs it (`target/tmp/linux-6.12`). `None`, with the
+/// reason printed, when the package is missing outside CI.
+pub(crate) fn linux_source() -> Option<PathBuf> {
+    let tarball = Path::new("/usr/src/linux-source-6.12.tar.xz");
+    if !tarball.exists() {
+        let message = "linux-source-6.12 is not installed; run scripts/install-deps";
+        assert!(std::env::var_os("CI").is_none(), "CI requires it: {message}");
+        eprintln_skip(message);
+        return None;
+    }
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tree = cache.join("linux-6.12");
+    fs::create_dir_all(cache).unwrap();
+    let lock = File::create(cache.join("linux-6.12.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if !tree.join("Makefile").exists() {
+        let staging = tempfile::Builder::new().prefix(".linux-").tempdir_in(cache).unwrap();
+        ok(Command::new("tar")
+            .arg("-xf")
+            .arg(tarball)
+            .arg("--strip-components=1")
+            .arg("-C")
+            .arg(staging.path()));
+        let staged = staging.keep();
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&staged, &tree).unwrap();
+    }
+    Some(tree)
+}
+
+#[expect(clippy::print_stderr, reason = "a skipped test must say why")]
+fn eprintln_skip(message: &str) {
+    eprintln!("skipping: {message}");
 }
