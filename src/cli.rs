@@ -22,8 +22,17 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Pack a directory tree as a reproducible single-layer OCI image.
     Pack(PackArgs),
-    /// Show the images in an OCI image layout: names, digests, layers, sizes.
+    /// Show the images in an OCI image layout or a registry: names, digests, layers, sizes.
     Inspect(InspectArgs),
+    /// Push a layout's images (and indexes) to a registry; prints REPOSITORY@DIGEST per image.
+    ///
+    /// Image NAME:TAG in the layout goes to REGISTRY/PREFIX/NAME with tag TAG (and every
+    /// --tag). Blobs the registry has are skipped; tags are set only after every blob and
+    /// manifest is present. Credentials come from ~/.docker/config.json (credential helpers
+    /// included) or containers auth.json.
+    Push(PushArgs),
+    /// Pull an image or index (all platforms) from a registry into a layout.
+    Pull(PullArgs),
     /// Compare two images or layouts: manifest, config, layers, file entries.
     ///
     /// Exits 0 when identical, 1 when they differ.
@@ -127,11 +136,60 @@ pub(crate) enum MtimeArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// OCI image layout directory.
-    pub(crate) layout: PathBuf,
+    /// OCI image layout directory, or an image in a registry: REGISTRY/REPOSITORY:TAG or @DIGEST.
+    pub(crate) target: String,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// Talk plain HTTP to the registry (loopback or lab registries).
+    #[arg(long)]
+    pub(crate) insecure_http: bool,
+    /// Trust this CA certificate (PEM) for the registry's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// OCI image layout to push from.
+    pub(crate) layout: PathBuf,
+    /// Destination: a registry host, optionally with a repository prefix (ghcr.io/org).
+    #[arg(long, value_name = "REGISTRY/PREFIX")]
+    pub(crate) to: kiln_registry::reference::Target,
+    /// Also tag every pushed image with this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub(crate) tags: Vec<String>,
+    /// Push only this image of the layout (repeatable; default: all named images).
+    #[arg(long = "image", value_name = "NAME:TAG")]
+    pub(crate) images: Vec<String>,
+    /// Blob uploads in parallel.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub(crate) jobs: usize,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// Image in a registry: REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST.
+    pub(crate) image: kiln_registry::reference::ImageRef,
+    /// Layout to write; created if missing.
+    #[arg(long, value_name = "LAYOUT")]
+    pub(crate) out: PathBuf,
+    /// Name in the layout (default: REPOSITORY:TAG).
+    #[arg(long, value_name = "NAME:TAG")]
+    pub(crate) name: Option<Reference>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

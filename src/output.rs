@@ -44,8 +44,11 @@ pub(crate) fn error(error: &anyhow::Error) {
     for cause in error.chain().skip(1) {
         let _ = writeln!(text, "  caused by: {cause}");
     }
-    let hint =
-        error.chain().find_map(|c| c.downcast_ref::<kiln_layers::Error>().and_then(kiln_layers::Error::hint));
+    let hint = error.chain().find_map(|c| {
+        c.downcast_ref::<kiln_layers::Error>()
+            .and_then(kiln_layers::Error::hint)
+            .or_else(|| c.downcast_ref::<kiln_registry::Error>().and_then(kiln_registry::Error::hint))
+    });
     if let Some(hint) = hint {
         let _ = writeln!(text, "hint: {hint}");
     }
@@ -66,6 +69,26 @@ pub(crate) fn packed(packed: &Packed, json: bool) -> io::Result<()> {
         }));
     }
     emit(&format!("{} {}\n", packed.reference, packed.manifest.digest))
+}
+
+/// Result of `kiln push`: `REGISTRY/REPOSITORY@DIGEST` per image.
+pub(crate) fn pushed(registry: &str, pushed: &[kiln_registry::push::Pushed], json: bool) -> io::Result<()> {
+    if json {
+        let entries: Vec<serde_json::Value> = pushed
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "image": p.image,
+                    "reference": format!("{registry}/{}@{}", p.repository, p.digest),
+                    "tags": p.tags,
+                    "uploadedBlobs": p.uploaded_blobs,
+                    "uploadedBytes": p.uploaded_bytes,
+                })
+            })
+            .collect();
+        return emit_json(&entries);
+    }
+    emit(&pushed.iter().map(|p| format!("{registry}/{}@{}\n", p.repository, p.digest)).collect::<String>())
 }
 
 /// Result of `kiln inspect`.

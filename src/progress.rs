@@ -37,3 +37,62 @@ impl Reporter for PackProgress {
         }
     }
 }
+
+/// One bar per blob being sent and an overall bar while a layout is pushed.
+pub(crate) struct PushProgress {
+    bars: indicatif::MultiProgress,
+    overall: ProgressBar,
+    blobs: std::sync::Mutex<std::collections::HashMap<kiln_layers::digest::Digest, ProgressBar>>,
+}
+
+impl PushProgress {
+    pub(crate) fn new() -> Self {
+        let bars = indicatif::MultiProgress::new();
+        let overall = bars.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("pushing {pos}/{len} blobs {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        PushProgress { bars, overall, blobs: Default::default() }
+    }
+
+    pub(crate) fn finish(&self) {
+        self.overall.finish_and_clear();
+        let _ = self.bars.clear();
+    }
+}
+
+impl kiln_registry::push::Reporter for PushProgress {
+    fn blob_started(&self, digest: &kiln_layers::digest::Digest, size: u64) {
+        self.overall.inc_length(1);
+        let bar = self.bars.add(ProgressBar::new(size));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "  {msg} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(digest.short().to_owned());
+        if let Ok(mut blobs) = self.blobs.lock() {
+            blobs.insert(digest.clone(), bar);
+        }
+    }
+
+    fn blob_progress(&self, digest: &kiln_layers::digest::Digest, bytes: u64) {
+        if let Some(bar) = self.blobs.lock().ok().and_then(|b| b.get(digest).cloned()) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn blob_finished(
+        &self,
+        digest: &kiln_layers::digest::Digest,
+        _outcome: kiln_registry::push::BlobOutcome,
+    ) {
+        self.overall.inc(1);
+        if let Some(bar) = self.blobs.lock().ok().and_then(|mut b| b.remove(digest)) {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+    }
+}

@@ -5,10 +5,38 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::oci::layout::Layout;
 use crate::oci::media_type;
-use crate::oci::spec::Descriptor;
+use crate::oci::spec::{Descriptor, ImageConfig, Index, Manifest};
+
+/// Where the documents of an image come from: a layout on disk, or a registry.
+pub trait Documents {
+    /// The source's error.
+    type Error;
+    /// An image manifest.
+    fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest, Self::Error>;
+    /// An image index.
+    fn nested_index(&self, descriptor: &Descriptor) -> Result<Index, Self::Error>;
+    /// An image config.
+    fn config(&self, descriptor: &Descriptor) -> Result<ImageConfig, Self::Error>;
+}
+
+impl Documents for Layout {
+    type Error = Error;
+
+    fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
+        Layout::manifest(self, descriptor)
+    }
+
+    fn nested_index(&self, descriptor: &Descriptor) -> Result<Index> {
+        Layout::nested_index(self, descriptor)
+    }
+
+    fn config(&self, descriptor: &Descriptor) -> Result<ImageConfig> {
+        Layout::config(self, descriptor)
+    }
+}
 
 /// Summary of a whole layout.
 #[derive(Debug, Serialize)]
@@ -83,10 +111,11 @@ pub fn inspect(layout: &Layout) -> Result<Summary> {
     Ok(Summary { layout: layout.root().to_owned(), images })
 }
 
-fn image(layout: &Layout, descriptor: &Descriptor) -> Result<Image> {
+/// Describes the manifest or index `descriptor` points at, reading its documents from `source`.
+pub fn image<D: Documents>(source: &D, descriptor: &Descriptor) -> Result<Image, D::Error> {
     let content = if media_type::is_manifest(&descriptor.media_type) {
-        let manifest = layout.manifest(descriptor)?;
-        let config = layout.config(&manifest.config)?;
+        let manifest = source.manifest(descriptor)?;
+        let config = source.config(&manifest.config)?;
         let layers = manifest
             .layers
             .iter()
@@ -106,8 +135,10 @@ fn image(layout: &Layout, descriptor: &Descriptor) -> Result<Image> {
             layers,
         }
     } else if media_type::is_index(&descriptor.media_type) {
-        let index = layout.nested_index(descriptor)?;
-        Content::Index { manifests: index.manifests.iter().map(|d| image(layout, d)).collect::<Result<_>>()? }
+        let index = source.nested_index(descriptor)?;
+        Content::Index {
+            manifests: index.manifests.iter().map(|d| image(source, d)).collect::<Result<_, _>>()?,
+        }
     } else {
         Content::Other
     };

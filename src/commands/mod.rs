@@ -4,6 +4,8 @@ mod diff;
 mod inspect;
 mod kconfig;
 mod pack;
+mod pull;
+mod push;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -12,7 +14,22 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Pack(args) => pack::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Push(args) => push::run(args),
+        Command::Pull(args) => pull::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Kconfig(command) => kconfig::run(command),
     }
+}
+
+/// A registry client from the common command-line options.
+fn registry_client(
+    registry: &str,
+    args: &crate::cli::RegistryArgs,
+) -> anyhow::Result<kiln_registry::client::Client> {
+    let options = kiln_registry::client::ClientOptions {
+        insecure_http: args.insecure_http,
+        ca_cert: args.ca_cert.clone(),
+        ..Default::default()
+    };
+    Ok(kiln_registry::client::Client::new(registry, &options)?)
 }

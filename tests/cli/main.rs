@@ -11,5 +11,6 @@ mod golden;
 mod inspect;
 mod interop;
 mod kconfig;
+mod registry;
 mod reproducibility;
 mod support;

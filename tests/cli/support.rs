@@ -290,3 +290,62 @@ pub(crate) fn linux_source() -> Option<PathBuf> {
 fn eprintln_skip(message: &str) {
     eprintln!("skipping: {message}");
 }
+
+/// A CNCF distribution registry (Debian's `docker-registry`) on a free loopback port with its
+/// own storage, stopped when dropped.
+pub(crate) struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub(crate) address: String,
+}
+
+impl Registry {
+    /// Starts one, or `None` (reason printed) when the package is missing outside CI.
+    pub(crate) fn start() -> Option<Registry> {
+        if !require_tool("docker-registry") {
+            return None;
+        }
+        let dir = tempdir();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let address = format!("127.0.0.1:{port}");
+            let config = dir.path().join("config.yml");
+            fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+                    dir.path().join("data").display()
+                ),
+            )
+            .unwrap();
+            let log = File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(&address).is_ok() {
+                    return Some(Registry { child, _dir: dir, address });
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start; see {}", dir.path().join("registry.log").display());
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -228,6 +228,11 @@ impl LayoutWriter {
         })
     }
 
+    /// Whether the layout already holds a blob.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        blob_path(&self.work, digest).is_file()
+    }
+
     /// A writer for one new blob.
     pub fn blob(&self) -> Result<BlobWriter> {
         BlobWriter::new(self.work.join("blobs").join("sha256"))

@@ -1,0 +1,120 @@
+//! Errors of the registry client. None of them ever contains a credential.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An image reference that cannot be parsed.
+    #[error("invalid image reference {value:?}: {reason}")]
+    InvalidReference {
+        /// The text given.
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The registry could not be reached or the connection failed (after retries).
+    #[error("cannot reach {url}")]
+    Transport {
+        /// The request URL (never with credentials).
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: ureq::Error,
+    },
+    /// The registry answered with an unexpected status (after retries).
+    #[error("{method} {url} returned {status}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status {
+        /// HTTP method.
+        method: &'static str,
+        /// Request URL.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// The registry's error message, if it sent one.
+        detail: Option<String>,
+    },
+    /// The registry refused the credentials (or needs some).
+    #[error("{registry} refused access to {scope}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Unauthorized {
+        /// Registry host.
+        registry: String,
+        /// What was asked for (`repository:x:pull,push`).
+        scope: String,
+        /// The registry's message.
+        detail: Option<String>,
+    },
+    /// Content did not match its digest.
+    #[error("{what} from {url} has digest {actual}, expected {expected}")]
+    DigestMismatch {
+        /// What was fetched.
+        what: &'static str,
+        /// Where from.
+        url: String,
+        /// The digest asked for.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// A response that is not what the distribution specification says.
+    #[error("{url}: {reason}")]
+    Protocol {
+        /// Request URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A credential store could not be read.
+    #[error("cannot read credentials from {source_name}: {reason}")]
+    Credentials {
+        /// The file or helper.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A local file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing a local layout failed.
+    #[error(transparent)]
+    Layout(#[from] kiln_layers::Error),
+}
+
+impl Error {
+    /// A suggestion for the user, where there is an obvious next step.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Unauthorized { registry, .. } => Some(format!(
+                "log in to {registry} (docker login, podman login, or a credential helper in ~/.docker/config.json)"
+            )),
+            Error::Transport { url, .. } if url.starts_with("https://") => Some(
+                "if the registry serves plain HTTP, pass --insecure-http; for a private CA, --ca-cert FILE"
+                    .into(),
+            ),
+            Error::InvalidReference { .. } => {
+                Some("use REGISTRY/REPOSITORY[:TAG|@DIGEST], e.g. ghcr.io/org/kernel:v1".into())
+            }
+            Error::Layout(error) => error.hint(),
+            _ => None,
+        }
+    }
+
+    /// Whether the error is about the user's input rather than the network or the registry.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            Error::InvalidReference { .. } => true,
+            Error::Layout(error) => error.is_input_error(),
+            _ => false,
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

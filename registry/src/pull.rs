@@ -1,0 +1,209 @@
+//! Pulling images and indexes into a layout, and reading their documents for `inspect`.
+//!
+//! Every manifest and blob is checked against its digest before it is stored; blobs already in
+//! the layout are not fetched again. The layout is written with the atomicity rules of
+//! [`kiln_layers::oci::layout`].
+
+use std::io::Read;
+use std::path::Path;
+
+use kiln_layers::digest::Digest;
+use kiln_layers::oci::layout::LayoutWriter;
+use kiln_layers::oci::media_type;
+use kiln_layers::oci::reference::Reference;
+use kiln_layers::oci::spec::{Descriptor, ImageConfig, Index, Manifest};
+
+use crate::client::{Client, Method, RequestBody};
+use crate::error::{Error, Result};
+use crate::reference::ImageRef;
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// A repository on a registry, read through a client.
+pub struct Remote<'a> {
+    client: &'a Client,
+    repository: String,
+}
+
+impl<'a> Remote<'a> {
+    /// The repository `repository` on `client`'s registry.
+    pub fn new(client: &'a Client, repository: &str) -> Self {
+        Remote { client, repository: repository.to_owned() }
+    }
+
+    fn scope(&self) -> String {
+        format!("repository:{}:pull", self.repository)
+    }
+
+    /// Fetches a manifest or index by tag or digest: its descriptor and exact bytes, checked
+    /// against the digest when one was asked for.
+    pub fn manifest_bytes(&self, reference: &str) -> Result<(Descriptor, Vec<u8>)> {
+        let url = self.client.url(&format!("{}/manifests/{reference}", self.repository));
+        let mut response = self.client.send(
+            Method::Get,
+            &url,
+            &self.scope(),
+            &[("Accept", ACCEPT.to_owned())],
+            &RequestBody::Empty,
+        )?;
+        if response.status().as_u16() != 200 {
+            return Err(Client::unexpected(Method::Get, &url, response));
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+        let bytes = Client::read_small(&url, &mut response)?;
+        let digest = Digest::sha256_of(&bytes);
+        if let Ok(expected) = reference.parse::<Digest>()
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                what: "manifest",
+                url,
+                expected: expected.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Typed {
+            media_type: Option<String>,
+        }
+        let media_type = serde_json::from_slice::<Typed>(&bytes)
+            .ok()
+            .and_then(|t| t.media_type)
+            .or(content_type)
+            .ok_or_else(|| Error::Protocol {
+                url: url.clone(),
+                reason: "manifest without a media type".into(),
+            })?;
+        Ok((Descriptor::new(&media_type, digest, bytes.len() as u64), bytes))
+    }
+
+    /// Fetches a blob and passes its bytes to `sink`, checking size and digest at the end.
+    fn blob(&self, descriptor: &Descriptor, sink: &mut dyn std::io::Write) -> Result<()> {
+        let url = self.client.url(&format!("{}/blobs/{}", self.repository, descriptor.digest));
+        let response = self.client.send(Method::Get, &url, &self.scope(), &[], &RequestBody::Empty)?;
+        if response.status().as_u16() != 200 {
+            return Err(Client::unexpected(Method::Get, &url, response));
+        }
+        let mut reader = response.into_body().into_reader();
+        let mut verifier = descriptor.digest.verifier();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buffer)
+                .map_err(|e| Error::Transport { url: url.clone(), source: e.into() })?;
+            if n == 0 {
+                break;
+            }
+            verifier.update(&buffer[..n]);
+            size += n as u64;
+            sink.write_all(&buffer[..n]).map_err(|e| Error::Protocol {
+                url: url.clone(),
+                reason: format!("cannot store the blob: {e}"),
+            })?;
+        }
+        let actual = verifier.finish();
+        if actual != descriptor.digest || size != descriptor.size {
+            return Err(Error::DigestMismatch {
+                what: "blob",
+                url,
+                expected: descriptor.digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn document<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        what: &'static str,
+    ) -> Result<T> {
+        let mut bytes = Vec::new();
+        if media_type::is_manifest(&descriptor.media_type) || media_type::is_index(&descriptor.media_type) {
+            bytes = self.manifest_bytes(&descriptor.digest.to_string())?.1;
+        } else {
+            self.blob(descriptor, &mut bytes)?;
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            url: self.client.url(&format!("{}/…/{}", self.repository, descriptor.digest)),
+            reason: format!("not a valid {what}: {e}"),
+        })
+    }
+}
+
+impl kiln_layers::inspect::Documents for Remote<'_> {
+    type Error = Error;
+
+    fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
+        self.document(descriptor, "image manifest")
+    }
+
+    fn nested_index(&self, descriptor: &Descriptor) -> Result<Index> {
+        self.document(descriptor, "image index")
+    }
+
+    fn config(&self, descriptor: &Descriptor) -> Result<ImageConfig> {
+        self.document(descriptor, "image config")
+    }
+}
+
+/// Pulls `image` (every platform of an index) into the layout at `out`, named `name`.
+/// Returns the top descriptor.
+pub fn pull(client: &Client, image: &ImageRef, out: &Path, name: &Reference) -> Result<Descriptor> {
+    let remote = Remote::new(client, &image.repository);
+    let mut layout = LayoutWriter::create_or_update(out)?;
+    let (top, bytes) = remote.manifest_bytes(&image.reference())?;
+    store(&remote, &layout, &top, bytes, out)?;
+    layout.set(name, top.clone());
+    layout.commit()?;
+    Ok(top)
+}
+
+fn store(
+    remote: &Remote<'_>,
+    layout: &LayoutWriter,
+    descriptor: &Descriptor,
+    bytes: Vec<u8>,
+    out: &Path,
+) -> Result<()> {
+    layout.put_blob(&bytes)?;
+    let parse_error = |e: serde_json::Error| Error::Protocol {
+        url: format!("{}@{}", remote.repository, descriptor.digest),
+        reason: format!("not a valid document: {e}"),
+    };
+    if media_type::is_index(&descriptor.media_type) {
+        let index: Index = serde_json::from_slice(&bytes).map_err(parse_error)?;
+        for child in &index.manifests {
+            if media_type::is_index(&child.media_type) || media_type::is_manifest(&child.media_type) {
+                let (_, child_bytes) = remote.manifest_bytes(&child.digest.to_string())?;
+                store(remote, layout, child, child_bytes, out)?;
+            } else {
+                fetch_blob(remote, layout, child, out)?;
+            }
+        }
+    } else {
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(parse_error)?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            fetch_blob(remote, layout, blob, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn fetch_blob(remote: &Remote<'_>, layout: &LayoutWriter, descriptor: &Descriptor, out: &Path) -> Result<()> {
+    if layout.has_blob(&descriptor.digest) {
+        return Ok(());
+    }
+    let mut writer = layout.blob()?;
+    remote.blob(descriptor, &mut writer)?;
+    let (digest, _) = writer.commit()?;
+    debug_assert_eq!(digest, descriptor.digest, "verified while streaming into {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Pushing a layout's images and indexes.
+//!
+//! For each image named in `index.json`: every blob it references (through nested indexes too)
+//! is made present — skipped when a `HEAD` finds it, mounted from another repository of the
+//! same push when possible, else uploaded with a streamed monolithic `PUT` — with a bounded
+//! number of uploads in parallel. Only then are manifests put, children before the indexes that
+//! list them, each by digest with its exact stored bytes and media type; tags come last. So no
+//! tag ever points at something incomplete.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kiln_layers::digest::Digest;
+use kiln_layers::oci::layout::Layout;
+use kiln_layers::oci::media_type;
+use kiln_layers::oci::spec::Descriptor;
+
+use crate::client::{Client, Method, RequestBody, encode};
+use crate::error::{Error, Result};
+
+/// What happened to one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// The registry had it.
+    Present,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+/// Receives progress of a push. Library code never prints.
+pub trait Reporter: Sync {
+    /// A blob is about to be checked or sent.
+    fn blob_started(&self, _digest: &Digest, _size: u64) {}
+    /// Bytes of a blob were sent.
+    fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}
+    /// A blob is present in the registry.
+    fn blob_finished(&self, _digest: &Digest, _outcome: BlobOutcome) {}
+}
+
+/// A reporter that ignores everything.
+pub struct Silent;
+
+impl Reporter for Silent {}
+
+/// Where and how to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Repository prefix on the registry (`org/images`); may be empty.
+    pub prefix: String,
+    /// Image names (`NAME:TAG` in the layout) to push; empty for all.
+    pub images: Vec<String>,
+    /// Extra tags for every pushed image.
+    pub extra_tags: Vec<String>,
+    /// Blob uploads in parallel.
+    pub jobs: usize,
+}
+
+/// One pushed image.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// Name in the layout.
+    pub image: String,
+    /// Repository on the registry.
+    pub repository: String,
+    /// Manifest (or index) digest.
+    pub digest: Digest,
+    /// Tags set.
+    pub tags: Vec<String>,
+    /// Blobs uploaded (not present or mounted).
+    pub uploaded_blobs: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+}
+
+/// Pushes the layout's named images to `client`'s registry.
+pub fn push(
+    client: &Client,
+    layout: &Layout,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Pushed>> {
+    let mut selected: Vec<(&str, &Descriptor)> = Vec::new();
+    for descriptor in &layout.index().manifests {
+        let Some(name) = descriptor.ref_name() else { continue };
+        if options.images.is_empty() || options.images.iter().any(|i| i == name) {
+            selected.push((name, descriptor));
+        }
+    }
+    for wanted in &options.images {
+        if !selected.iter().any(|(name, _)| name == wanted) {
+            layout.find(wanted)?;
+        }
+    }
+    // Blobs already pushed in this run, by digest → repository, for cross-repository mounts.
+    let pushed_blobs: Mutex<BTreeMap<Digest, String>> = Mutex::new(BTreeMap::new());
+    let mut results = Vec::new();
+    for (name, descriptor) in selected {
+        let (image, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        let repository =
+            if options.prefix.is_empty() { image.to_owned() } else { format!("{}/{image}", options.prefix) };
+        let plan = Plan::of(layout, descriptor)?;
+        let (uploaded_blobs, uploaded_bytes) =
+            upload_blobs(client, layout, &repository, &plan.blobs, &pushed_blobs, options.jobs, reporter)?;
+        for manifest in plan.manifests.iter().chain(std::iter::once(descriptor)) {
+            put_manifest(client, layout, &repository, manifest, &manifest.digest.to_string())?;
+        }
+        let mut tags = vec![tag.to_owned()];
+        tags.extend(options.extra_tags.iter().filter(|t| t.as_str() != tag).cloned());
+        for tag in &tags {
+            put_manifest(client, layout, &repository, descriptor, tag)?;
+        }
+        results.push(Pushed {
+            image: name.to_owned(),
+            repository,
+            digest: descriptor.digest.clone(),
+            tags,
+            uploaded_blobs,
+            uploaded_bytes,
+        });
+    }
+    Ok(results)
+}
+
+/// What an image needs in the registry: blobs, and the manifests below the top one (children
+/// first).
+struct Plan {
+    blobs: Vec<Descriptor>,
+    manifests: Vec<Descriptor>,
+}
+
+impl Plan {
+    fn of(layout: &Layout, top: &Descriptor) -> Result<Plan> {
+        let mut plan = Plan { blobs: Vec::new(), manifests: Vec::new() };
+        let mut seen = BTreeSet::new();
+        plan.visit(layout, top, true, &mut seen)?;
+        Ok(plan)
+    }
+
+    fn visit(
+        &mut self,
+        layout: &Layout,
+        descriptor: &Descriptor,
+        top: bool,
+        seen: &mut BTreeSet<Digest>,
+    ) -> Result<()> {
+        if !seen.insert(descriptor.digest.clone()) {
+            return Ok(());
+        }
+        if media_type::is_index(&descriptor.media_type) {
+            for child in &layout.nested_index(descriptor)?.manifests {
+                self.visit(layout, child, false, seen)?;
+            }
+        } else if media_type::is_manifest(&descriptor.media_type) {
+            let manifest = layout.manifest(descriptor)?;
+            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                if seen.insert(blob.digest.clone()) {
+                    self.blobs.push(blob.clone());
+                }
+            }
+        } else {
+            self.blobs.push(descriptor.clone());
+            return Ok(());
+        }
+        if !top {
+            self.manifests.push(descriptor.clone());
+        }
+        Ok(())
+    }
+}
+
+fn upload_blobs(
+    client: &Client,
+    layout: &Layout,
+    repository: &str,
+    blobs: &[Descriptor],
+    pushed: &Mutex<BTreeMap<Digest, String>>,
+    jobs: usize,
+    reporter: &dyn Reporter,
+) -> Result<(usize, u64)> {
+    let queue = Mutex::new(blobs.iter().collect::<Vec<_>>());
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let totals = Mutex::new((0usize, 0u64));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(blobs.len().max(1)) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(blob) = queue.lock().ok().and_then(|mut q| q.pop()) else { return };
+                    let from = pushed.lock().ok().and_then(|p| p.get(&blob.digest).cloned());
+                    match ensure_blob(client, layout, repository, blob, from.as_deref(), reporter) {
+                        Ok(outcome) => {
+                            if outcome == BlobOutcome::Uploaded
+                                && let Ok(mut totals) = totals.lock()
+                            {
+                                totals.0 += 1;
+                                totals.1 += blob.size;
+                            }
+                            if let Ok(mut pushed) = pushed.lock() {
+                                pushed.insert(blob.digest.clone(), repository.to_owned());
+                            }
+                        }
+                        Err(error) => {
+                            failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut first) = first_error.lock() {
+                                first.get_or_insert(error);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(error) = first_error.into_inner().ok().flatten() {
+        return Err(error);
+    }
+    Ok(totals.into_inner().unwrap_or_default())
+}
+
+fn scope_push(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
+/// Makes one blob present in `repository`.
+fn ensure_blob(
+    client: &Client,
+    layout: &Layout,
+    repository: &str,
+    blob: &Descriptor,
+    mount_from: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<BlobOutcome> {
+    reporter.blob_started(&blob.digest, blob.size);
+    let scope = scope_push(repository);
+    let head_url = client.url(&format!("{repository}/blobs/{}", blob.digest));
+    let head = client.send(Method::Head, &head_url, &scope, &[], &RequestBody::Empty)?;
+    if head.status().as_u16() == 200 {
+        reporter.blob_finished(&blob.digest, BlobOutcome::Present);
+        return Ok(BlobOutcome::Present);
+    }
+
+    let uploads = client.url(&format!("{repository}/blobs/uploads/"));
+    let (start_url, scope) = match mount_from.filter(|from| *from != repository) {
+        Some(from) => (
+            format!("{uploads}?mount={}&from={}", encode(&blob.digest.to_string()), encode(from)),
+            format!("{scope} repository:{from}:pull"),
+        ),
+        None => (uploads, scope),
+    };
+    let response = client.send(Method::Post, &start_url, &scope, &[], &RequestBody::Empty)?;
+    match response.status().as_u16() {
+        201 => {
+            reporter.blob_finished(&blob.digest, BlobOutcome::Mounted);
+            return Ok(BlobOutcome::Mounted);
+        }
+        202 => {}
+        _ => return Err(Client::unexpected(Method::Post, &start_url, response)),
+    }
+    let location = location(&start_url, &response)?;
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put_url =
+        format!("{}{separator}digest={}", client.resolve(&location), encode(&blob.digest.to_string()));
+    let path = layout.blob_path(&blob.digest);
+    let progress = |bytes: u64| reporter.blob_progress(&blob.digest, bytes);
+    let body = RequestBody::File { path: &path, len: blob.size, progress: &progress };
+    let headers = [("Content-Type", "application/octet-stream".to_owned())];
+    let response = client.send(Method::Put, &put_url, &scope_push(repository), &headers, &body)?;
+    if response.status().as_u16() != 201 {
+        return Err(Client::unexpected(Method::Put, &put_url, response));
+    }
+    reporter.blob_finished(&blob.digest, BlobOutcome::Uploaded);
+    Ok(BlobOutcome::Uploaded)
+}
+
+fn location(url: &str, response: &ureq::http::Response<ureq::Body>) -> Result<String> {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
+        Error::Protocol { url: url.to_owned(), reason: "202 without a Location header".into() }
+    })
+}
+
+/// `PUT /v2/<repository>/manifests/<reference>` with the stored bytes and media type.
+fn put_manifest(
+    client: &Client,
+    layout: &Layout,
+    repository: &str,
+    descriptor: &Descriptor,
+    reference: &str,
+) -> Result<()> {
+    let bytes = layout.read_blob(descriptor)?;
+    let url = client.url(&format!("{repository}/manifests/{reference}"));
+    let headers = [("Content-Type", descriptor.media_type.clone())];
+    let response =
+        client.send(Method::Put, &url, &scope_push(repository), &headers, &RequestBody::Bytes(&bytes))?;
+    if response.status().as_u16() != 201 {
+        return Err(Client::unexpected(Method::Put, &url, response));
+    }
+    if let Some(returned) = response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok())
+        && returned != descriptor.digest.to_string()
+    {
+        return Err(Error::DigestMismatch {
+            what: "manifest",
+            url,
+            expected: descriptor.digest.to_string(),
+            actual: returned.to_owned(),
+        });
+    }
+    Ok(())
+}

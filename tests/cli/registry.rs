@@ -1,0 +1,230 @@
+//! `kiln push`, `kiln pull` and `kiln inspect REF` against a real registry on loopback, checked
+//! with skopeo in both directions.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{self, Registry};
+
+fn skopeo(args: &[&str]) -> String {
+    support::ok(Command::new("skopeo").args(args))
+}
+
+/// The fixture packed twice (gzip and zstd) into one layout: two images sharing a config blob.
+fn two_images(work: &Path, tree: &Path) -> std::path::PathBuf {
+    let out = work.join("out");
+    support::pack(tree, &out, "app:gzip", &[]);
+    support::pack(tree, &out, "other:zstd", &["--compression", "zstd"]);
+    out
+}
+
+fn push_json(layout: &Path, to: &str, extra: &[&str]) -> Vec<Value> {
+    let stdout = support::ok(
+        support::kiln().arg("push").arg(layout).args(["--to", to, "--insecure-http", "--json"]).args(extra),
+    );
+    serde_json::from_str::<Value>(&stdout).unwrap().as_array().unwrap().clone()
+}
+
+#[test]
+fn push_then_skopeo_reads_the_same_digests() {
+    let Some(registry) = Registry::start() else { return };
+    if !support::require_tool("skopeo") {
+        return;
+    }
+    let (work, tree) = support::fixture();
+    let out = two_images(work.path(), &tree);
+    let to = format!("{}/kiln/test", registry.address);
+
+    let stdout = support::ok(support::kiln().arg("push").arg(&out).args([
+        "--to",
+        &to,
+        "--insecure-http",
+        "--tag",
+        "extra",
+    ]));
+    let gzip = support::manifest_digest(&out, "app:gzip");
+    let zstd = support::manifest_digest(&out, "other:zstd");
+    assert_eq!(stdout, format!("{to}/app@{gzip}\n{to}/other@{zstd}\n"));
+
+    for (repository, tag, digest) in
+        [("app", "gzip", &gzip), ("app", "extra", &gzip), ("other", "zstd", &zstd)]
+    {
+        let source = format!("docker://{to}/{repository}:{tag}");
+        let inspect: Value =
+            serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &source])).unwrap();
+        assert_eq!(inspect["Digest"], digest.as_str(), "{source}");
+        let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &source]);
+        assert_eq!(
+            raw.as_bytes(),
+            fs::read(support::blob_path(&out, digest)).unwrap(),
+            "exact manifest bytes"
+        );
+    }
+    let back = work.path().join("back");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--preserve-digests",
+        &format!("docker://{to}/app:gzip"),
+        &format!("oci:{}:app:gzip", back.display()),
+    ]);
+    assert_eq!(support::manifest_digest(&back, "app:gzip"), gzip);
+    let (layer, _, _) = support::layer_of(&out, "app:gzip");
+    assert_eq!(
+        fs::read(support::blob_path(&back, &layer)).unwrap(),
+        fs::read(support::blob_path(&out, &layer)).unwrap()
+    );
+}
+
+#[test]
+fn second_push_uploads_nothing_and_shared_blobs_are_mounted() {
+    let Some(registry) = Registry::start() else { return };
+    let (work, tree) = support::fixture();
+    let out = two_images(work.path(), &tree);
+    let to = format!("{}/mount", registry.address);
+
+    let first = push_json(&out, &to, &[]);
+    // app:gzip uploads its config and layer; other:zstd shares the config (same diff_id and
+    // epoch), which is mounted across repositories, and uploads only its own layer.
+    assert_eq!(first[0]["uploadedBlobs"], 2, "{first:#?}");
+    assert_eq!(first[1]["uploadedBlobs"], 1, "{first:#?}");
+    let second = push_json(&out, &to, &[]);
+    for image in &second {
+        assert_eq!(
+            (image["uploadedBlobs"].as_u64(), image["uploadedBytes"].as_u64()),
+            (Some(0), Some(0)),
+            "{second:#?}"
+        );
+    }
+    let only = push_json(&out, &to, &["--image", "other:zstd"]);
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["image"], "other:zstd");
+}
+
+#[test]
+fn skopeo_push_then_kiln_pull_gives_the_same_digests() {
+    let Some(registry) = Registry::start() else { return };
+    if !support::require_tool("skopeo") {
+        return;
+    }
+    let (work, tree) = support::fixture();
+    let out = work.path().join("out");
+    let digest = support::pack(&tree, &out, "app:v1", &[]);
+    let remote = format!("{}/by-skopeo/app:v1", registry.address);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--preserve-digests",
+        &format!("oci:{}:app:v1", out.display()),
+        &format!("docker://{remote}"),
+    ]);
+
+    let pulled = work.path().join("pulled");
+    let stdout =
+        support::ok(support::kiln().args(["pull", &remote, "--insecure-http", "--out"]).arg(&pulled));
+    assert_eq!(stdout, format!("by-skopeo/app:v1 {digest}\n"));
+    assert_eq!(support::manifest_digest(&pulled, "by-skopeo/app:v1"), digest);
+    let diff = support::run(
+        support::kiln()
+            .arg("diff")
+            .arg(format!("{}:app:v1", out.display()))
+            .arg(format!("{}:by-skopeo/app:v1", pulled.display())),
+    );
+    assert_eq!(diff.status.code(), Some(0), "{}", String::from_utf8_lossy(&diff.stdout));
+
+    // inspect REF reads the registry directly.
+    let inspect: Value = serde_json::from_str(&support::ok(support::kiln().args([
+        "inspect",
+        "--json",
+        "--insecure-http",
+        &remote,
+    ])))
+    .unwrap();
+    assert_eq!(inspect["images"][0]["digest"], digest.as_str());
+    assert_eq!(inspect["images"][0]["kind"], "image");
+}
+
+#[test]
+fn an_image_index_round_trips() {
+    let Some(registry) = Registry::start() else { return };
+    if !support::require_tool("skopeo") {
+        return;
+    }
+    let (work, tree) = support::fixture();
+    let out = two_images(work.path(), &tree);
+    // An index of the two images as two platforms, stored and named in the layout.
+    let entries: Vec<Value> = [("app:gzip", "amd64"), ("other:zstd", "arm64")]
+        .iter()
+        .map(|(name, arch)| {
+            let digest = support::manifest_digest(&out, name);
+            let size = fs::metadata(support::blob_path(&out, &digest)).unwrap().len();
+            serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+                               "platform": {"architecture": arch, "os": "linux"}})
+        })
+        .collect();
+    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries})).unwrap();
+    let index_digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&index)));
+    fs::write(support::blob_path(&out, &index_digest), &index).unwrap();
+    let mut layout_index = support::index(&out);
+    layout_index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": index.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "multi:v1"}}));
+    fs::write(out.join("index.json"), serde_json::to_vec(&layout_index).unwrap()).unwrap();
+
+    let to = format!("{}/idx", registry.address);
+    support::ok(support::kiln().arg("push").arg(&out).args([
+        "--to",
+        &to,
+        "--insecure-http",
+        "--image",
+        "multi:v1",
+    ]));
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{to}/multi:v1")]);
+    assert_eq!(raw.as_bytes(), index.as_slice());
+
+    let pulled = work.path().join("pulled");
+    support::ok(
+        support::kiln()
+            .args(["pull", &format!("{to}/multi:v1"), "--insecure-http", "--name", "multi:v1", "--out"])
+            .arg(&pulled),
+    );
+    assert_eq!(support::manifest_digest(&pulled, "multi:v1"), index_digest);
+    let summary: Value =
+        serde_json::from_str(&support::ok(support::kiln().args(["inspect", "--json"]).arg(&pulled))).unwrap();
+    let children = summary["images"][0]["manifests"].as_array().unwrap();
+    assert_eq!(summary["images"][0]["kind"], "index");
+    assert_eq!(
+        children.iter().map(|c| c["platform"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
+    // Every layer of both platforms arrived.
+    skopeo(&["inspect", &format!("oci:{}:multi:v1", pulled.display())]);
+}
+
+#[test]
+fn registry_errors_name_the_url_and_status() {
+    let Some(registry) = Registry::start() else { return };
+    let (work, _tree) = support::fixture();
+    let missing = support::run(
+        support::kiln()
+            .args(["pull", &format!("{}/nothing/here:v1", registry.address), "--insecure-http", "--out"])
+            .arg(work.path().join("o")),
+    );
+    assert_eq!(missing.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("returned 404") && stderr.contains("MANIFEST_UNKNOWN"), "{stderr}");
+    assert!(!work.path().join("o").exists(), "no partial layout");
+
+    // Nothing listens on this port (the listener is closed again before kiln connects).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refused = support::run(support::kiln().args(["inspect", &format!("127.0.0.1:{port}/x:v1")]));
+    assert_eq!(refused.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&format!("cannot reach https://127.0.0.1:{port}/v2/x/manifests/v1")), "{stderr}");
+    assert!(stderr.contains("hint: if the registry serves plain HTTP, pass --insecure-http"), "{stderr}");
+}
