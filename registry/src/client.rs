@@ -74,6 +74,16 @@ impl Method {
     }
 }
 
+/// Whether [`Client::send`] may repeat a request after a failure (it always may after a 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Repeat on resets, timeouts, 408, 429 and 5xx.
+    Yes,
+    /// Return the failure: the caller restarts at a higher level (a blob upload whose session
+    /// may hold a partial body starts a new session).
+    No,
+}
+
 /// A request body that can be sent again on a retry.
 pub(crate) enum RequestBody<'a> {
     Empty,
@@ -167,7 +177,9 @@ impl Client {
         scope: &str,
         headers: &[(&str, String)],
         body: &RequestBody<'_>,
+        retry: Retry,
     ) -> Result<Response<Body>> {
+        let attempts = if retry == Retry::Yes { self.retry.attempts } else { 1 };
         let mut attempt = 0;
         let mut auth_rounds = 0;
         loop {
@@ -176,7 +188,7 @@ impl Client {
             let result = self.dispatch(method, url, headers, authorization.as_deref(), body);
             let response = match result {
                 Ok(response) => response,
-                Err(error) if attempt < self.retry.attempts && retriable_transport(&error) => {
+                Err(error) if attempt < attempts && retriable_transport(&error) => {
                     std::thread::sleep(self.backoff(attempt, None));
                     continue;
                 }
@@ -204,21 +216,21 @@ impl Client {
                     detail: error_detail(response),
                 });
             }
-            if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) && attempt < self.retry.attempts {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                std::thread::sleep(self.backoff(attempt, retry_after));
+            if retriable_status(status) && attempt < attempts {
+                std::thread::sleep(self.backoff(attempt, retry_after(&response)));
                 continue;
             }
             return Ok(response);
         }
     }
 
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    /// The retry policy.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// How long to wait before attempt `attempt + 1`.
+    pub(crate) fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exponential = self.retry.first_backoff.saturating_mul(1 << (attempt - 1).min(16));
         retry_after.unwrap_or(exponential).min(self.retry.max_backoff)
     }
@@ -363,9 +375,33 @@ impl Client {
     }
 }
 
+/// Whether a status is worth another attempt: 408, 429 and 5xx that signal a passing state.
+pub(crate) fn retriable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The `Retry-After` of a response, in seconds.
+pub(crate) fn retry_after(response: &Response<Body>) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Whether an error from [`Client::send`] is worth starting over for.
+pub(crate) fn retriable_error(error: &Error) -> bool {
+    match error {
+        Error::Transport { source, .. } => retriable_transport(source),
+        Error::Status { status, .. } => retriable_status(*status),
+        _ => false,
+    }
+}
+
 /// Whether a transport error is worth another attempt: a connection that was reset or broke
 /// off, or a timeout. A refused connection or an unknown host fails at once.
-fn retriable_transport(error: &ureq::Error) -> bool {
+pub(crate) fn retriable_transport(error: &ureq::Error) -> bool {
     match error {
         ureq::Error::Timeout(_) => true,
         ureq::Error::Io(io) => matches!(

@@ -13,7 +13,7 @@ use kiln_layers::oci::media_type;
 use kiln_layers::oci::reference::Reference;
 use kiln_layers::oci::spec::{Descriptor, ImageConfig, Index, Manifest};
 
-use crate::client::{Client, Method, RequestBody};
+use crate::client::{Client, Method, RequestBody, Retry};
 use crate::error::{Error, Result};
 use crate::reference::ImageRef;
 
@@ -46,6 +46,7 @@ impl<'a> Remote<'a> {
             &self.scope(),
             &[("Accept", ACCEPT.to_owned())],
             &RequestBody::Empty,
+            Retry::Yes,
         )?;
         if response.status().as_u16() != 200 {
             return Err(Client::unexpected(Method::Get, &url, response));
@@ -86,7 +87,8 @@ impl<'a> Remote<'a> {
     /// Fetches a blob and passes its bytes to `sink`, checking size and digest at the end.
     fn blob(&self, descriptor: &Descriptor, sink: &mut dyn std::io::Write) -> Result<()> {
         let url = self.client.url(&format!("{}/blobs/{}", self.repository, descriptor.digest));
-        let response = self.client.send(Method::Get, &url, &self.scope(), &[], &RequestBody::Empty)?;
+        let response =
+            self.client.send(Method::Get, &url, &self.scope(), &[], &RequestBody::Empty, Retry::Yes)?;
         if response.status().as_u16() != 200 {
             return Err(Client::unexpected(Method::Get, &url, response));
         }

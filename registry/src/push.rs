@@ -16,7 +16,7 @@ use kiln_layers::oci::layout::Layout;
 use kiln_layers::oci::media_type;
 use kiln_layers::oci::spec::Descriptor;
 
-use crate::client::{Client, Method, RequestBody, encode};
+use crate::client::{Client, Method, RequestBody, Retry, encode, retriable_error};
 use crate::error::{Error, Result};
 
 /// What happened to one blob.
@@ -235,26 +235,49 @@ fn ensure_blob(
     reporter.blob_started(&blob.digest, blob.size);
     let scope = scope_push(repository);
     let head_url = client.url(&format!("{repository}/blobs/{}", blob.digest));
-    let head = client.send(Method::Head, &head_url, &scope, &[], &RequestBody::Empty)?;
+    let head = client.send(Method::Head, &head_url, &scope, &[], &RequestBody::Empty, Retry::Yes)?;
     if head.status().as_u16() == 200 {
         reporter.blob_finished(&blob.digest, BlobOutcome::Present);
         return Ok(BlobOutcome::Present);
     }
 
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match upload(client, layout, repository, blob, mount_from, reporter) {
+            Err(error) if attempt < client.retry_policy().attempts && retriable_error(&error) => {
+                // The failed session may hold part of the body: start a new one.
+                std::thread::sleep(client.backoff(attempt, None));
+            }
+            result => {
+                let outcome = result?;
+                reporter.blob_finished(&blob.digest, outcome);
+                return Ok(outcome);
+            }
+        }
+    }
+}
+
+/// One upload session: mount, or `POST` then a streamed monolithic `PUT`.
+fn upload(
+    client: &Client,
+    layout: &Layout,
+    repository: &str,
+    blob: &Descriptor,
+    mount_from: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<BlobOutcome> {
     let uploads = client.url(&format!("{repository}/blobs/uploads/"));
     let (start_url, scope) = match mount_from.filter(|from| *from != repository) {
         Some(from) => (
             format!("{uploads}?mount={}&from={}", encode(&blob.digest.to_string()), encode(from)),
-            format!("{scope} repository:{from}:pull"),
+            format!("{} repository:{from}:pull", scope_push(repository)),
         ),
-        None => (uploads, scope),
+        None => (uploads, scope_push(repository)),
     };
-    let response = client.send(Method::Post, &start_url, &scope, &[], &RequestBody::Empty)?;
+    let response = client.send(Method::Post, &start_url, &scope, &[], &RequestBody::Empty, Retry::Yes)?;
     match response.status().as_u16() {
-        201 => {
-            reporter.blob_finished(&blob.digest, BlobOutcome::Mounted);
-            return Ok(BlobOutcome::Mounted);
-        }
+        201 => return Ok(BlobOutcome::Mounted),
         202 => {}
         _ => return Err(Client::unexpected(Method::Post, &start_url, response)),
     }
@@ -266,11 +289,10 @@ fn ensure_blob(
     let progress = |bytes: u64| reporter.blob_progress(&blob.digest, bytes);
     let body = RequestBody::File { path: &path, len: blob.size, progress: &progress };
     let headers = [("Content-Type", "application/octet-stream".to_owned())];
-    let response = client.send(Method::Put, &put_url, &scope_push(repository), &headers, &body)?;
+    let response = client.send(Method::Put, &put_url, &scope_push(repository), &headers, &body, Retry::No)?;
     if response.status().as_u16() != 201 {
         return Err(Client::unexpected(Method::Put, &put_url, response));
     }
-    reporter.blob_finished(&blob.digest, BlobOutcome::Uploaded);
     Ok(BlobOutcome::Uploaded)
 }
 
@@ -291,8 +313,14 @@ fn put_manifest(
     let bytes = layout.read_blob(descriptor)?;
     let url = client.url(&format!("{repository}/manifests/{reference}"));
     let headers = [("Content-Type", descriptor.media_type.clone())];
-    let response =
-        client.send(Method::Put, &url, &scope_push(repository), &headers, &RequestBody::Bytes(&bytes))?;
+    let response = client.send(
+        Method::Put,
+        &url,
+        &scope_push(repository),
+        &headers,
+        &RequestBody::Bytes(&bytes),
+        Retry::Yes,
+    )?;
     if response.status().as_u16() != 201 {
         return Err(Client::unexpected(Method::Put, &url, response));
     }

@@ -11,6 +11,7 @@ mod golden;
 mod inspect;
 mod interop;
 mod kconfig;
+mod proxy;
 mod registry;
 mod reproducibility;
 mod support;

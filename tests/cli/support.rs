@@ -291,30 +291,65 @@ fn eprintln_skip(message: &str) {
     eprintln!("skipping: {message}");
 }
 
+/// How a test registry authenticates.
+pub(crate) enum Access {
+    /// Plain HTTP, anonymous.
+    Open,
+    /// HTTPS with a certificate from a test CA, and htpasswd (bcrypt) basic auth for one user.
+    Htpasswd { user: &'static str, password: &'static str },
+}
+
 /// A CNCF distribution registry (Debian's `docker-registry`) on a free loopback port with its
 /// own storage, stopped when dropped.
 pub(crate) struct Registry {
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// `127.0.0.1:PORT`.
     pub(crate) address: String,
 }
 
 impl Registry {
-    /// Starts one, or `None` (reason printed) when the package is missing outside CI.
+    /// An open registry over plain HTTP, or `None` (reason printed) when the package is
+    /// missing outside CI.
     pub(crate) fn start() -> Option<Registry> {
+        Registry::start_with(&Access::Open)
+    }
+
+    /// A registry with the given access rules.
+    pub(crate) fn start_with(access: &Access) -> Option<Registry> {
         if !require_tool("docker-registry") {
             return None;
         }
         let dir = tempdir();
+        let mut extra = String::new();
+        if let Access::Htpasswd { user, password } = access {
+            if !require_tool("htpasswd") || !require_tool("openssl") {
+                return None;
+            }
+            test_ca(dir.path());
+            let htpasswd = ok(Command::new("htpasswd").args(["-Bbn", user, password]));
+            fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+            extra = format!(
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
+        }
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let address = format!("127.0.0.1:{port}");
+            let tls = match access {
+                Access::Open => String::new(),
+                Access::Htpasswd { .. } => format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.path().join("server.crt").display(),
+                    dir.path().join("server.key").display()
+                ),
+            };
             let config = dir.path().join("config.yml");
             fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {address}\n{tls}",
                     dir.path().join("data").display()
                 ),
             )
@@ -329,7 +364,7 @@ impl Registry {
                 .unwrap();
             for _ in 0..100 {
                 if std::net::TcpStream::connect(&address).is_ok() {
-                    return Some(Registry { child, _dir: dir, address });
+                    return Some(Registry { child, dir, address });
                 }
                 if child.try_wait().unwrap().is_some() {
                     break;
@@ -341,6 +376,69 @@ impl Registry {
         }
         panic!("docker-registry did not start; see {}", dir.path().join("registry.log").display());
     }
+
+    /// The test CA's certificate (for registries with TLS).
+    pub(crate) fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, written to `dir`.
+fn test_ca(dir: &Path) {
+    let openssl = |args: &[&str]| ok(Command::new("openssl").args(args).current_dir(dir));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kiln test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 impl Drop for Registry {
@@ -348,4 +446,19 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// kiln with a credentials store of its own: `config.json` in a fresh `DOCKER_CONFIG`, and no
+/// other credential file reachable.
+pub(crate) fn kiln_with_credentials(dir: &Path, auths: &Value) -> Command {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("config.json"), serde_json::to_vec(&serde_json::json!({ "auths": auths })).unwrap())
+        .unwrap();
+    let mut command = kiln();
+    command
+        .env("DOCKER_CONFIG", dir)
+        .env("HOME", dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    command
 }
