@@ -104,6 +104,9 @@ pub struct Client {
     credentials: Credentials,
     retry: RetryPolicy,
     auth: Mutex<AuthState>,
+    /// Held while a token is fetched, so parallel uploads wait for one token instead of each
+    /// asking for their own.
+    token_fetch: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -144,6 +147,7 @@ impl Client {
             credentials,
             retry: options.retry,
             auth: Mutex::new(AuthState::default()),
+            token_fetch: Mutex::new(()),
         })
     }
 
@@ -255,6 +259,11 @@ impl Client {
                 }),
             },
             Some(Challenge::Bearer { realm, service }) => {
+                if let Some(token) = self.lock().tokens.get(scope) {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                let _fetching = self.token_fetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Another request may have fetched it while this one waited.
                 if let Some(token) = self.lock().tokens.get(scope) {
                     return Ok(Some(format!("Bearer {token}")));
                 }

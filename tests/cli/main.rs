@@ -15,3 +15,4 @@ mod proxy;
 mod registry;
 mod reproducibility;
 mod support;
+mod token_server;

@@ -238,7 +238,7 @@ fn htpasswd_over_tls_with_a_private_ca() {
     let digest = support::pack(&tree, &out, "app:v1", &[]);
     let to = format!("{}/private", registry.address);
     let ca = registry.ca_cert();
-    let encode = |secret: &str| base64_encode(format!("{user}:{secret}").as_bytes());
+    let encode = |secret: &str| crate::token_server::base64(format!("{user}:{secret}").as_bytes(), false);
     let secrets =
         [password.to_owned(), encode(password), "wrong-Pa55word".to_owned(), encode("wrong-Pa55word")];
     let assert_no_secret = |output: &std::process::Output| {
@@ -317,23 +317,67 @@ fn htpasswd_over_tls_with_a_private_ca() {
     assert_no_secret(&untrusted);
 }
 
-/// Standard base64, for writing a Docker config.
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+#[test]
+fn bearer_tokens_from_a_token_server() {
+    let (user, password) = ("kiln-ci", "t0ken-Pa55word");
+    if !support::require_tool("openssl") {
+        return;
     }
-    out
+    let (work, tree) = support::fixture();
+    // The first token the server issues has a broken signature: the registry answers 401 and
+    // kiln must run the challenge again, as when a token expires mid-push.
+    let tokens = crate::token_server::TokenServer::start(work.path(), user, password, 1);
+    let access =
+        support::Access::Token { realm: tokens.realm.clone(), certificate: tokens.certificate.clone() };
+    let Some(registry) = Registry::start_with(&access) else { return };
+    let out = two_images(work.path(), &tree);
+    let to = format!("{}/tokens", registry.address);
+    let auths = serde_json::json!({ registry.address.clone(): { "username": user, "password": password } });
+    let good = work.path().join("good");
+    let push = support::run(support::kiln_with_credentials(&good, &auths).arg("push").arg(&out).args([
+        "--to",
+        &to,
+        "--insecure-http",
+    ]));
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    let log = tokens.log.lock().unwrap().clone();
+    assert!(log.iter().all(|(_, granted)| *granted), "{log:#?}");
+    let first_scope = &log[0].0;
+    assert_eq!(
+        log.iter().filter(|(scopes, _)| scopes == first_scope).count(),
+        2,
+        "the refused first token was fetched again for the same scope: {log:#?}"
+    );
+    // The second image's shared config blob was mounted: its token names both repositories.
+    assert!(
+        log.iter().any(|(scopes, _)| scopes.contains(&"repository:tokens/other:pull,push".to_owned())
+            && scopes.contains(&"repository:tokens/app:pull".to_owned())),
+        "{log:#?}"
+    );
+    let pulled = work.path().join("pulled");
+    support::ok(
+        support::kiln_with_credentials(&good, &auths)
+            .args(["pull", &format!("{to}/app:gzip"), "--insecure-http", "--out"])
+            .arg(&pulled),
+    );
+    assert_eq!(
+        support::manifest_digest(&pulled, "tokens/app:gzip"),
+        support::manifest_digest(&out, "app:gzip")
+    );
+
+    let wrong =
+        serde_json::json!({ registry.address.clone(): { "username": user, "password": "nope-Pa55word" } });
+    let refused = support::run(
+        support::kiln_with_credentials(&work.path().join("bad"), &wrong).arg("push").arg(&out).args([
+            "--to",
+            &to,
+            "--insecure-http",
+        ]),
+    );
+    assert_eq!(refused.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refused access") && stderr.contains("answered 401"), "{stderr}");
+    assert!(!stderr.contains("nope-Pa55word"), "{stderr}");
 }
 
 #[test]

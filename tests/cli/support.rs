@@ -37,6 +37,13 @@ pub(crate) fn ok(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs a command that must succeed; returns stdout as bytes.
+pub(crate) fn ok_bytes(command: &mut Command) -> Vec<u8> {
+    let output = run(command);
+    assert!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
 /// Whether an external tool is installed. Without it a test cannot run: it says so, and under
 /// `CI` it fails instead of passing silently.
 pub(crate) fn require_tool(tool: &str) -> bool {
@@ -297,6 +304,8 @@ pub(crate) enum Access {
     Open,
     /// HTTPS with a certificate from a test CA, and htpasswd (bcrypt) basic auth for one user.
     Htpasswd { user: &'static str, password: &'static str },
+    /// Plain HTTP with bearer tokens from a token server (`auth.token`).
+    Token { realm: String, certificate: PathBuf },
 }
 
 /// A CNCF distribution registry (Debian's `docker-registry`) on a free loopback port with its
@@ -334,11 +343,19 @@ impl Registry {
                 dir.path().join("htpasswd").display()
             );
         }
+        if let Access::Token { realm, certificate } = access {
+            extra = format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                crate::token_server::SERVICE,
+                crate::token_server::ISSUER,
+                certificate.display()
+            );
+        }
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let address = format!("127.0.0.1:{port}");
             let tls = match access {
-                Access::Open => String::new(),
+                Access::Open | Access::Token { .. } => String::new(),
                 Access::Htpasswd { .. } => format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
                     dir.path().join("server.crt").display(),
