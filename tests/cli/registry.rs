@@ -433,3 +433,50 @@ fn push_survives_resets_503s_and_429s() {
         fs::read(support::blob_path(&out, &layer)).unwrap()
     );
 }
+
+#[test]
+fn a_two_gib_layer_pushes_in_bounded_memory() {
+    let Some(registry) = Registry::start() else { return };
+    if !support::require_tool("/usr/bin/time") {
+        return;
+    }
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    // A sparse 2 GiB file: cheap to create, and an uncompressed layer of 2 GiB on disk.
+    fs::File::create(tree.join("disk.img")).unwrap().set_len(2 << 30).unwrap();
+    let out = work.path().join("out");
+    let digest = support::pack(&tree, &out, "big:v1", &["--compression", "none"]);
+    let (layer, _, _) = support::layer_of(&out, "big:v1");
+    assert!(fs::metadata(support::blob_path(&out, &layer)).unwrap().len() > 2 << 30);
+
+    let to = format!("{}/big", registry.address);
+    let rss = work.path().join("rss");
+    let output = support::run(
+        Command::new("/usr/bin/time")
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&rss)
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg("push")
+            .arg(&out)
+            .args(["--to", &to, "--insecure-http"]),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{to}/big@{digest}\n"));
+    let peak_kib: u64 = fs::read_to_string(&rss).unwrap().trim().parse().unwrap();
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB pushing a 2 GiB layer");
+    // The registry has the whole layer: its HEAD reports the size.
+    let inspect: Value = serde_json::from_str(&support::ok(support::kiln().args([
+        "inspect",
+        "--json",
+        "--insecure-http",
+        &format!("{to}/big:v1"),
+    ])))
+    .unwrap();
+    assert_eq!(
+        inspect["images"][0]["layers"][0]["size"],
+        fs::metadata(support::blob_path(&out, &layer)).unwrap().len()
+    );
+}
