@@ -84,6 +84,12 @@ impl kiln_registry::push::Reporter for PushProgress {
         }
     }
 
+    fn blob_restarted(&self, digest: &kiln_layers::digest::Digest) {
+        if let Some(bar) = self.blobs.lock().ok().and_then(|b| b.get(digest).cloned()) {
+            bar.set_position(0);
+        }
+    }
+
     fn blob_finished(
         &self,
         digest: &kiln_layers::digest::Digest,

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -59,6 +59,7 @@ impl Default for RetryPolicy {
 pub(crate) enum Method {
     Get,
     Head,
+    Patch,
     Post,
     Put,
 }
@@ -68,6 +69,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
+            Method::Patch => "PATCH",
             Method::Post => "POST",
             Method::Put => "PUT",
         }
@@ -88,9 +90,10 @@ pub(crate) enum Retry {
 pub(crate) enum RequestBody<'a> {
     Empty,
     Bytes(&'a [u8]),
-    /// A file streamed with a known length; `progress` hears every chunk sent.
+    /// `len` bytes of a file from `offset`, streamed; `progress` hears every piece sent.
     File {
         path: &'a Path,
+        offset: u64,
         len: u64,
         progress: &'a (dyn Fn(u64) + Sync),
     },
@@ -353,14 +356,16 @@ impl Client {
         let builder = match method {
             Method::Get => return with_headers!(self.agent.get(url)).call(),
             Method::Head => return with_headers!(self.agent.head(url)).call(),
+            Method::Patch => with_headers!(self.agent.patch(url)),
             Method::Post => with_headers!(self.agent.post(url)),
             Method::Put => with_headers!(self.agent.put(url)),
         };
         match body {
             RequestBody::Empty => builder.header("Content-Length", "0").send_empty(),
             RequestBody::Bytes(bytes) => builder.send(*bytes),
-            RequestBody::File { path, len, progress } => {
-                let file = File::open(path)?;
+            RequestBody::File { path, offset, len, progress } => {
+                let mut file = File::open(path)?;
+                file.seek(SeekFrom::Start(*offset))?;
                 let mut reader = ProgressReader { inner: file.take(*len), progress: *progress };
                 builder.header("Content-Length", len.to_string()).send(SendBody::from_reader(&mut reader))
             }
@@ -380,7 +385,14 @@ impl Client {
     /// An error for an unexpected status, with the registry's own message.
     pub(crate) fn unexpected(method: Method, url: &str, response: Response<Body>) -> Error {
         let status = response.status().as_u16();
-        Error::Status { method: method.name(), url: url.to_owned(), status, detail: error_detail(response) }
+        let retry_after = retry_after(&response);
+        Error::Status {
+            method: method.name(),
+            url: url.to_owned(),
+            status,
+            retry_after,
+            detail: error_detail(response),
+        }
     }
 }
 

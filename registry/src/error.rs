@@ -32,6 +32,8 @@ pub enum Error {
         url: String,
         /// Status code.
         status: u16,
+        /// How long the registry asked to wait (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
         /// The registry's error message, if it sent one.
         detail: Option<String>,
     },
@@ -98,10 +100,23 @@ impl Error {
                 "if the registry serves plain HTTP, pass --insecure-http; for a private CA, --ca-cert FILE"
                     .into(),
             ),
+            Error::Status { status: 413, .. } => Some(
+                "a proxy in front of the registry limits request bodies more than the registry's \
+                 OCI-Chunk-Min-Length allows; raise the proxy's limit"
+                    .into(),
+            ),
             Error::InvalidReference { .. } => {
                 Some("use REGISTRY/REPOSITORY[:TAG|@DIGEST], e.g. ghcr.io/org/kernel:v1".into())
             }
             Error::Layout(error) => error.hint(),
+            _ => None,
+        }
+    }
+
+    /// How long the registry asked to wait before trying again, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! For each image named in `index.json`: every blob it references (through nested indexes too)
 //! is made present — skipped when a `HEAD` finds it, mounted from another repository of the
-//! same push when possible, else uploaded with a streamed monolithic `PUT` — with a bounded
-//! number of uploads in parallel. Only then are manifests put, children before the indexes that
+//! same push when possible, else uploaded with a streamed monolithic `PUT` (or, where the
+//! registry or a proxy before it refuses that, in `PATCH` chunks honouring
+//! `OCI-Chunk-Min-Length`) — with a bounded number of uploads in parallel. Only then are manifests put, children before the indexes that
 //! list them, each by digest with its exact stored bytes and media type; tags come last. So no
 //! tag ever points at something incomplete.
 
@@ -36,6 +37,8 @@ pub trait Reporter: Sync {
     fn blob_started(&self, _digest: &Digest, _size: u64) {}
     /// Bytes of a blob were sent.
     fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}
+    /// An upload of a blob starts over: the bytes reported so far no longer count.
+    fn blob_restarted(&self, _digest: &Digest) {}
     /// A blob is present in the registry.
     fn blob_finished(&self, _digest: &Digest, _outcome: BlobOutcome) {}
 }
@@ -94,16 +97,15 @@ pub fn push(
             layout.find(wanted)?;
         }
     }
-    // Blobs already pushed in this run, by digest → repository, for cross-repository mounts.
-    let pushed_blobs: Mutex<BTreeMap<Digest, String>> = Mutex::new(BTreeMap::new());
+    let uploads =
+        Uploads { client, layout, reporter, transfer: Transfer::new(), pushed: Mutex::new(BTreeMap::new()) };
     let mut results = Vec::new();
     for (name, descriptor) in selected {
         let (image, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
         let repository =
             if options.prefix.is_empty() { image.to_owned() } else { format!("{}/{image}", options.prefix) };
         let plan = Plan::of(layout, descriptor)?;
-        let (uploaded_blobs, uploaded_bytes) =
-            upload_blobs(client, layout, &repository, &plan.blobs, &pushed_blobs, options.jobs, reporter)?;
+        let (uploaded_blobs, uploaded_bytes) = uploads.upload_all(&repository, &plan.blobs, options.jobs)?;
         for manifest in plan.manifests.iter().chain(std::iter::once(descriptor)) {
             put_manifest(client, layout, &repository, manifest, &manifest.digest.to_string())?;
         }
@@ -171,134 +173,246 @@ impl Plan {
     }
 }
 
-fn upload_blobs(
-    client: &Client,
-    layout: &Layout,
-    repository: &str,
-    blobs: &[Descriptor],
-    pushed: &Mutex<BTreeMap<Digest, String>>,
-    jobs: usize,
-    reporter: &dyn Reporter,
-) -> Result<(usize, u64)> {
-    let queue = Mutex::new(blobs.iter().collect::<Vec<_>>());
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let totals = Mutex::new((0usize, 0u64));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1).min(blobs.len().max(1)) {
-            scope.spawn(|| {
-                while !failed.load(Ordering::Relaxed) {
-                    let Some(blob) = queue.lock().ok().and_then(|mut q| q.pop()) else { return };
-                    let from = pushed.lock().ok().and_then(|p| p.get(&blob.digest).cloned());
-                    match ensure_blob(client, layout, repository, blob, from.as_deref(), reporter) {
-                        Ok(outcome) => {
-                            if outcome == BlobOutcome::Uploaded
-                                && let Ok(mut totals) = totals.lock()
-                            {
-                                totals.0 += 1;
-                                totals.1 += blob.size;
+/// Blob uploads of one push, shared by its worker threads.
+struct Uploads<'a> {
+    client: &'a Client,
+    layout: &'a Layout,
+    reporter: &'a dyn Reporter,
+    transfer: Transfer,
+    /// Blobs already present, by digest → repository, for cross-repository mounts.
+    pushed: Mutex<BTreeMap<Digest, String>>,
+}
+
+/// What one upload session achieved.
+enum Session {
+    Done(BlobOutcome),
+    /// The registry, or a proxy before it, refused a monolithic `PUT` with a body.
+    MonolithicRefused,
+}
+
+impl Uploads<'_> {
+    /// Makes every blob present in `repository`, `jobs` at a time; returns the number of blobs
+    /// and bytes uploaded.
+    fn upload_all(&self, repository: &str, blobs: &[Descriptor], jobs: usize) -> Result<(usize, u64)> {
+        let queue = Mutex::new(blobs.iter().collect::<Vec<_>>());
+        let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let totals = Mutex::new((0usize, 0u64));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.max(1).min(blobs.len().max(1)) {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(blob) = queue.lock().ok().and_then(|mut q| q.pop()) else { return };
+                        match self.ensure(repository, blob) {
+                            Ok(outcome) => {
+                                if outcome == BlobOutcome::Uploaded
+                                    && let Ok(mut totals) = totals.lock()
+                                {
+                                    totals.0 += 1;
+                                    totals.1 += blob.size;
+                                }
+                                if let Ok(mut pushed) = self.pushed.lock() {
+                                    pushed.insert(blob.digest.clone(), repository.to_owned());
+                                }
                             }
-                            if let Ok(mut pushed) = pushed.lock() {
-                                pushed.insert(blob.digest.clone(), repository.to_owned());
-                            }
-                        }
-                        Err(error) => {
-                            failed.store(true, Ordering::Relaxed);
-                            if let Ok(mut first) = first_error.lock() {
-                                first.get_or_insert(error);
+                            Err(error) => {
+                                failed.store(true, Ordering::Relaxed);
+                                if let Ok(mut first) = first_error.lock() {
+                                    first.get_or_insert(error);
+                                }
                             }
                         }
                     }
-                }
-            });
+                });
+            }
+        });
+        if let Some(error) = first_error.into_inner().ok().flatten() {
+            return Err(error);
         }
-    });
-    if let Some(error) = first_error.into_inner().ok().flatten() {
-        return Err(error);
+        Ok(totals.into_inner().unwrap_or_default())
     }
-    Ok(totals.into_inner().unwrap_or_default())
+
+    /// Makes one blob present in `repository`: a failed upload session is abandoned and a new
+    /// one started, since the old one may hold part of the body.
+    fn ensure(&self, repository: &str, blob: &Descriptor) -> Result<BlobOutcome> {
+        self.reporter.blob_started(&blob.digest, blob.size);
+        let head_url = self.client.url(&format!("{repository}/blobs/{}", blob.digest));
+        let head = self.client.send(
+            Method::Head,
+            &head_url,
+            &scope_push(repository),
+            &[],
+            &RequestBody::Empty,
+            Retry::Yes,
+        )?;
+        if head.status().as_u16() == 200 {
+            self.reporter.blob_finished(&blob.digest, BlobOutcome::Present);
+            return Ok(BlobOutcome::Present);
+        }
+        let mount_from = self.pushed.lock().ok().and_then(|p| p.get(&blob.digest).cloned());
+        let mut failures = 0;
+        loop {
+            match self.session(repository, blob, mount_from.as_deref()) {
+                Ok(Session::Done(outcome)) => {
+                    self.reporter.blob_finished(&blob.digest, outcome);
+                    return Ok(outcome);
+                }
+                Ok(Session::MonolithicRefused) => self.transfer.use_chunks(),
+                Err(error)
+                    if failures + 1 < self.client.retry_policy().attempts && retriable_error(&error) =>
+                {
+                    failures += 1;
+                    std::thread::sleep(self.client.backoff(failures, error.retry_after()));
+                }
+                Err(error) => return Err(error),
+            }
+            self.reporter.blob_restarted(&blob.digest);
+        }
+    }
+
+    /// One upload session: a mount, or `POST` then the body (one `PUT`, or `PATCH` chunks and
+    /// a closing `PUT`).
+    fn session(&self, repository: &str, blob: &Descriptor, mount_from: Option<&str>) -> Result<Session> {
+        let client = self.client;
+        let uploads = client.url(&format!("{repository}/blobs/uploads/"));
+        let (start_url, scope) = match mount_from.filter(|from| *from != repository) {
+            Some(from) => (
+                format!("{uploads}?mount={}&from={}", encode(&blob.digest.to_string()), encode(from)),
+                format!("{} repository:{from}:pull", scope_push(repository)),
+            ),
+            None => (uploads, scope_push(repository)),
+        };
+        let response = client.send(Method::Post, &start_url, &scope, &[], &RequestBody::Empty, Retry::Yes)?;
+        match response.status().as_u16() {
+            201 => return Ok(Session::Done(BlobOutcome::Mounted)),
+            202 => {}
+            _ => return Err(Client::unexpected(Method::Post, &start_url, response)),
+        }
+        let mut location = location(&start_url, &response)?;
+        let min_chunk = response
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let path = self.layout.blob_path(&blob.digest);
+        let scope = scope_push(repository);
+        let octets = ("Content-Type", "application/octet-stream".to_owned());
+        let monolithic = self.transfer.chunk().is_none();
+        if !monolithic {
+            location = self.send_chunks(repository, blob, &location, min_chunk)?;
+        }
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put_url =
+            format!("{}{separator}digest={}", client.resolve(&location), encode(&blob.digest.to_string()));
+        let progress = |bytes: u64| self.reporter.blob_progress(&blob.digest, bytes);
+        let body = if monolithic {
+            RequestBody::File { path: &path, offset: 0, len: blob.size, progress: &progress }
+        } else {
+            RequestBody::Empty
+        };
+        let response = client.send(Method::Put, &put_url, &scope, &[octets], &body, Retry::No)?;
+        match response.status().as_u16() {
+            201 => Ok(Session::Done(BlobOutcome::Uploaded)),
+            413 | 405 | 501 if monolithic => Ok(Session::MonolithicRefused),
+            _ => Err(Client::unexpected(Method::Put, &put_url, response)),
+        }
+    }
+
+    /// Sends the blob in `PATCH` chunks with `Content-Range`, each at least `min_chunk` bytes
+    /// but the last; returns the location to close the session at.
+    fn send_chunks(
+        &self,
+        repository: &str,
+        blob: &Descriptor,
+        location: &str,
+        min_chunk: u64,
+    ) -> Result<String> {
+        let path = self.layout.blob_path(&blob.digest);
+        let mut location = location.to_owned();
+        let mut offset = 0;
+        while offset < blob.size {
+            let chunk = self.transfer.chunk().unwrap_or(FIRST_CHUNK).max(min_chunk).min(blob.size - offset);
+            let last = offset + chunk - 1;
+            let url = self.client.resolve(&location);
+            let headers = [
+                ("Content-Type", "application/octet-stream".to_owned()),
+                ("Content-Range", format!("{offset}-{last}")),
+            ];
+            // Progress counts a chunk once the registry has accepted it.
+            let body = RequestBody::File { path: &path, offset, len: chunk, progress: &|_| {} };
+            let response =
+                self.client.send(Method::Patch, &url, &scope_push(repository), &headers, &body, Retry::No)?;
+            match response.status().as_u16() {
+                202 => {}
+                413 if self.transfer.shrink(chunk, min_chunk) => continue,
+                _ => return Err(Client::unexpected(Method::Patch, &url, response)),
+            }
+            if let Some(range) = response.headers().get("range").and_then(|v| v.to_str().ok())
+                && range.trim().rsplit('-').next().and_then(|end| end.parse::<u64>().ok()) != Some(last)
+            {
+                return Err(Error::Protocol {
+                    url,
+                    reason: format!("the registry holds bytes {range} after receiving 0-{last}"),
+                });
+            }
+            location = self::location(&url, &response)?;
+            self.reporter.blob_progress(&blob.digest, chunk);
+            offset += chunk;
+        }
+        Ok(location)
+    }
+}
+
+/// The first chunk size once a registry refuses monolithic uploads.
+const FIRST_CHUNK: u64 = 16 << 20;
+/// No chunk is made smaller than this for a proxy's body limit.
+const SMALLEST_CHUNK: u64 = 64 << 10;
+
+/// How blob bodies are sent, learned during a push and shared by all its uploads: one
+/// monolithic `PUT` until the registry or a proxy before it refuses one (413, 405, 501), then
+/// `PATCH` chunks, halved whenever one is refused as too large (413).
+struct Transfer {
+    chunk: Mutex<Option<u64>>,
+}
+
+impl Transfer {
+    fn new() -> Self {
+        Transfer { chunk: Mutex::new(None) }
+    }
+
+    /// The chunk size, or `None` while monolithic uploads work.
+    fn chunk(&self) -> Option<u64> {
+        *self.chunk.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn use_chunks(&self) {
+        self.chunk.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(FIRST_CHUNK);
+    }
+
+    /// After a chunk of `tried` bytes was refused as too large: whether a smaller one that the
+    /// registry's minimum allows is left to try.
+    fn shrink(&self, tried: u64, min_chunk: u64) -> bool {
+        let smaller = (tried / 2).max(min_chunk).max(SMALLEST_CHUNK);
+        if smaller >= tried {
+            return false;
+        }
+        let mut chunk = self.chunk.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *chunk = Some(chunk.map_or(smaller, |c| c.min(smaller)));
+        true
+    }
 }
 
 fn scope_push(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
 }
 
-/// Makes one blob present in `repository`.
-fn ensure_blob(
-    client: &Client,
-    layout: &Layout,
-    repository: &str,
-    blob: &Descriptor,
-    mount_from: Option<&str>,
-    reporter: &dyn Reporter,
-) -> Result<BlobOutcome> {
-    reporter.blob_started(&blob.digest, blob.size);
-    let scope = scope_push(repository);
-    let head_url = client.url(&format!("{repository}/blobs/{}", blob.digest));
-    let head = client.send(Method::Head, &head_url, &scope, &[], &RequestBody::Empty, Retry::Yes)?;
-    if head.status().as_u16() == 200 {
-        reporter.blob_finished(&blob.digest, BlobOutcome::Present);
-        return Ok(BlobOutcome::Present);
-    }
-
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match upload(client, layout, repository, blob, mount_from, reporter) {
-            Err(error) if attempt < client.retry_policy().attempts && retriable_error(&error) => {
-                // The failed session may hold part of the body: start a new one.
-                std::thread::sleep(client.backoff(attempt, None));
-            }
-            result => {
-                let outcome = result?;
-                reporter.blob_finished(&blob.digest, outcome);
-                return Ok(outcome);
-            }
-        }
-    }
-}
-
-/// One upload session: mount, or `POST` then a streamed monolithic `PUT`.
-fn upload(
-    client: &Client,
-    layout: &Layout,
-    repository: &str,
-    blob: &Descriptor,
-    mount_from: Option<&str>,
-    reporter: &dyn Reporter,
-) -> Result<BlobOutcome> {
-    let uploads = client.url(&format!("{repository}/blobs/uploads/"));
-    let (start_url, scope) = match mount_from.filter(|from| *from != repository) {
-        Some(from) => (
-            format!("{uploads}?mount={}&from={}", encode(&blob.digest.to_string()), encode(from)),
-            format!("{} repository:{from}:pull", scope_push(repository)),
-        ),
-        None => (uploads, scope_push(repository)),
-    };
-    let response = client.send(Method::Post, &start_url, &scope, &[], &RequestBody::Empty, Retry::Yes)?;
-    match response.status().as_u16() {
-        201 => return Ok(BlobOutcome::Mounted),
-        202 => {}
-        _ => return Err(Client::unexpected(Method::Post, &start_url, response)),
-    }
-    let location = location(&start_url, &response)?;
-    let separator = if location.contains('?') { '&' } else { '?' };
-    let put_url =
-        format!("{}{separator}digest={}", client.resolve(&location), encode(&blob.digest.to_string()));
-    let path = layout.blob_path(&blob.digest);
-    let progress = |bytes: u64| reporter.blob_progress(&blob.digest, bytes);
-    let body = RequestBody::File { path: &path, len: blob.size, progress: &progress };
-    let headers = [("Content-Type", "application/octet-stream".to_owned())];
-    let response = client.send(Method::Put, &put_url, &scope_push(repository), &headers, &body, Retry::No)?;
-    if response.status().as_u16() != 201 {
-        return Err(Client::unexpected(Method::Put, &put_url, response));
-    }
-    Ok(BlobOutcome::Uploaded)
-}
-
 fn location(url: &str, response: &ureq::http::Response<ureq::Body>) -> Result<String> {
     response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
-        Error::Protocol { url: url.to_owned(), reason: "202 without a Location header".into() }
+        Error::Protocol {
+            url: url.to_owned(),
+            reason: format!("{} without a Location header", response.status().as_u16()),
+        }
     })
 }
 

@@ -1,10 +1,11 @@
 //! A fault-injecting HTTP proxy between kiln and a registry, on loopback.
 //!
 //! Each client connection carries one request: the proxy reads the request head, applies the
-//! first rule that matches (method and path substring) and still has injections left, and
-//! otherwise forwards the request with `Connection: close` and relays the response. Faults:
-//! answer with a status (503, or 429 with `Retry-After`), or reset the connection after part of
-//! the request body. It counts every request and every injection.
+//! first rule that matches (method, path substring, smallest body) and still has injections
+//! left, and otherwise forwards the request with `Connection: close` and relays the response.
+//! Faults: answer with a status (503, 413, or 429 with `Retry-After`), reset the connection
+//! after part of the request body, or add a header to the registry's response. It counts every
+//! request and every injection.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,13 +22,17 @@ pub(crate) enum Fault {
     TooManyRequests(u64),
     /// Forward the head and this many body bytes, then reset the connection.
     ResetAfter(u64),
+    /// Forward the request and add this header line (`Name: value`) to the response.
+    AddHeader(&'static str),
 }
 
-/// Inject `fault` into the first `times` requests with `method` whose path contains `path`.
+/// Inject `fault` into the first `times` requests with `method` whose path contains `path` and
+/// whose body has at least `min_body` bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     pub(crate) method: &'static str,
     pub(crate) path: &'static str,
+    pub(crate) min_body: u64,
     pub(crate) fault: Fault,
     pub(crate) times: usize,
 }
@@ -37,6 +42,8 @@ pub(crate) struct Rule {
 pub(crate) struct Counts {
     /// Every request, as `METHOD path`.
     pub(crate) requests: Vec<String>,
+    /// The body length of every request, in the same order.
+    pub(crate) body_lengths: Vec<u64>,
     /// Injections per rule, in rule order.
     pub(crate) injected: Vec<usize>,
 }
@@ -52,7 +59,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let injected = vec![0; rules.len()];
-        let state = Arc::new(Mutex::new((rules, Counts { requests: Vec::new(), injected })));
+        let state = Arc::new(Mutex::new((
+            rules,
+            Counts { requests: Vec::new(), body_lengths: Vec::new(), injected },
+        )));
         let stop = Arc::new(AtomicBool::new(false));
         let (upstream, thread_state, thread_stop) =
             (upstream.to_owned(), Arc::clone(&state), Arc::clone(&stop));
@@ -110,10 +120,13 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<(Vec<Rule>, Counts)>) 
         let mut guard = state.lock().unwrap();
         let (rules, counts) = &mut *guard;
         counts.requests.push(format!("{method} {path}"));
-        let index = rules
-            .iter()
-            .enumerate()
-            .position(|(i, r)| r.method == method && path.contains(r.path) && counts.injected[i] < r.times);
+        counts.body_lengths.push(length);
+        let index = rules.iter().enumerate().position(|(i, r)| {
+            r.method == method
+                && path.contains(r.path)
+                && length >= r.min_body
+                && counts.injected[i] < r.times
+        });
         index.map(|i| {
             counts.injected[i] += 1;
             rules[i].fault
@@ -152,6 +165,14 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<(Vec<Rule>, Counts)>) 
         return Ok(());
     }
     std::io::copy(&mut (&mut reader).take(length), &mut server)?;
+    if let Some(Fault::AddHeader(header)) = fault {
+        let mut response = BufReader::new(&mut server);
+        let mut status = String::new();
+        response.read_line(&mut status)?;
+        write!(client, "{status}{header}\r\n")?;
+        std::io::copy(&mut response, &mut client)?;
+        return client.shutdown(Shutdown::Both);
+    }
     std::io::copy(&mut server, &mut client)?;
     client.shutdown(Shutdown::Both)
 }

@@ -387,7 +387,7 @@ fn push_survives_resets_503s_and_429s() {
     let (work, tree) = support::fixture();
     let out = work.path().join("out");
     let digest = support::pack(&tree, &out, "app:v1", &[]);
-    let rule = |method, path, fault, times| Rule { method, path, fault, times };
+    let rule = |method, path, fault, times| Rule { method, path, min_body: 0, fault, times };
     let proxy = Proxy::start(
         &registry.address,
         vec![
@@ -479,4 +479,87 @@ fn a_two_gib_layer_pushes_in_bounded_memory() {
         inspect["images"][0]["layers"][0]["size"],
         fs::metadata(support::blob_path(&out, &layer)).unwrap().len()
     );
+}
+
+#[test]
+fn chunked_uploads_where_a_proxy_refuses_large_bodies() {
+    use crate::proxy::{Fault, Proxy, Rule};
+    const MIB: u64 = 1 << 20;
+    let Some(registry) = Registry::start() else { return };
+    let work = support::tempdir();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("data"), support::big_content().repeat(26)).unwrap();
+    let out = work.path().join("out");
+    let digest = support::pack(&tree, &out, "app:v1", &["--compression", "none"]);
+    let (layer, _, _) = support::layer_of(&out, "app:v1");
+    let layer_size = fs::metadata(support::blob_path(&out, &layer)).unwrap().len();
+    assert!(layer_size > 10 * MIB);
+
+    // A proxy that refuses request bodies over 3 MiB, before a registry that asks for chunks of
+    // at least `min` bytes.
+    let proxy_for = |min: &'static str| {
+        let rule =
+            |method, min_body, fault, times| Rule { method, path: "/blobs/uploads/", min_body, fault, times };
+        Proxy::start(
+            &registry.address,
+            vec![
+                rule("POST", 0, Fault::AddHeader(min), usize::MAX),
+                rule("PUT", 1, Fault::Status(413), usize::MAX),
+                rule("PATCH", 3 * MIB + 1, Fault::Status(413), usize::MAX),
+                // The first chunk that gets through breaks off: its session is abandoned.
+                rule("PATCH", 0, Fault::ResetAfter(100 * 1024), 1),
+            ],
+        )
+    };
+
+    let proxy = proxy_for("OCI-Chunk-Min-Length: 1048576");
+    let to = format!("{}/chunked", proxy.address);
+    let push = support::run(support::kiln().arg("push").arg(&out).args([
+        "--to",
+        &to,
+        "--insecure-http",
+        "--jobs",
+        "1",
+    ]));
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    assert_eq!(String::from_utf8_lossy(&push.stdout), format!("{to}/app@{digest}\n"));
+    let counts = proxy.counts();
+    let posts = counts.requests.iter().filter(|r| r.starts_with("POST ")).count();
+    assert_eq!(counts.injected[0], posts, "{counts:#?}");
+    assert_eq!(counts.injected[1], 1, "only the first monolithic PUT is tried: {counts:#?}");
+    assert!(counts.injected[2] >= 1, "large chunks were refused and made smaller: {counts:#?}");
+    assert_eq!(counts.injected[3], 1, "{counts:#?}");
+    let patches: Vec<u64> = counts
+        .requests
+        .iter()
+        .zip(&counts.body_lengths)
+        .filter(|(r, _)| r.starts_with("PATCH "))
+        .map(|(_, &length)| length)
+        .collect();
+    // Chunks under the minimum are only a blob's last: the layer's and the small config's.
+    assert!(patches.iter().filter(|&&l| l < MIB).count() <= 2, "{patches:?}");
+    let accepted: u64 = patches.iter().filter(|&&l| l <= 3 * MIB).sum();
+    assert!(accepted >= layer_size, "the layer went through in chunks: {patches:?}");
+
+    let pulled = work.path().join("pulled");
+    support::ok(
+        support::kiln()
+            .args(["pull", &format!("{}/chunked/app:v1", registry.address), "--insecure-http", "--out"])
+            .arg(&pulled),
+    );
+    assert_eq!(support::manifest_digest(&pulled, "chunked/app:v1"), digest);
+    assert_eq!(
+        fs::read(support::blob_path(&pulled, &layer)).unwrap(),
+        fs::read(support::blob_path(&out, &layer)).unwrap()
+    );
+
+    // A registry minimum above the proxy's limit cannot work: the error says why.
+    let proxy = proxy_for("OCI-Chunk-Min-Length: 4194304");
+    let to = format!("{}/stuck", proxy.address);
+    let push = support::run(support::kiln().arg("push").arg(&out).args(["--to", &to, "--insecure-http"]));
+    let stderr = String::from_utf8_lossy(&push.stderr);
+    assert_eq!(push.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("PATCH") && stderr.contains("413"), "{stderr}");
+    assert!(stderr.contains("OCI-Chunk-Min-Length"), "{stderr}");
 }
