@@ -38,11 +38,19 @@ impl Reporter for PackProgress {
     }
 }
 
-/// One bar per blob being sent and an overall bar while a layout is pushed.
+/// One bar per blob being sent and an overall bar (bytes, rate, blobs done) while a layout is
+/// pushed. Blobs the registry already has, or mounts, leave the byte total.
 pub(crate) struct PushProgress {
     bars: indicatif::MultiProgress,
     overall: ProgressBar,
-    blobs: std::sync::Mutex<std::collections::HashMap<kiln_layers::digest::Digest, ProgressBar>>,
+    blobs: std::sync::Mutex<BlobBars>,
+}
+
+#[derive(Default)]
+struct BlobBars {
+    bars: std::collections::HashMap<kiln_layers::digest::Digest, ProgressBar>,
+    started: u64,
+    finished: u64,
 }
 
 impl PushProgress {
@@ -50,8 +58,10 @@ impl PushProgress {
         let bars = indicatif::MultiProgress::new();
         let overall = bars.add(ProgressBar::new(0));
         overall.set_style(
-            ProgressStyle::with_template("pushing {pos}/{len} blobs {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "pushing {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}), {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         PushProgress { bars, overall, blobs: Default::default() }
     }
@@ -60,11 +70,19 @@ impl PushProgress {
         self.overall.finish_and_clear();
         let _ = self.bars.clear();
     }
+
+    fn blobs(&self) -> std::sync::MutexGuard<'_, BlobBars> {
+        self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn count(&self, blobs: &BlobBars) {
+        self.overall.set_message(format!("{}/{} blobs", blobs.finished, blobs.started));
+    }
 }
 
 impl kiln_registry::push::Reporter for PushProgress {
     fn blob_started(&self, digest: &kiln_layers::digest::Digest, size: u64) {
-        self.overall.inc_length(1);
+        self.overall.inc_length(size);
         let bar = self.bars.add(ProgressBar::new(size));
         bar.set_style(
             ProgressStyle::with_template(
@@ -73,32 +91,37 @@ impl kiln_registry::push::Reporter for PushProgress {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_message(digest.short().to_owned());
-        if let Ok(mut blobs) = self.blobs.lock() {
-            blobs.insert(digest.clone(), bar);
-        }
+        let mut blobs = self.blobs();
+        blobs.bars.insert(digest.clone(), bar);
+        blobs.started += 1;
+        self.count(&blobs);
     }
 
     fn blob_progress(&self, digest: &kiln_layers::digest::Digest, bytes: u64) {
-        if let Some(bar) = self.blobs.lock().ok().and_then(|b| b.get(digest).cloned()) {
+        if let Some(bar) = self.blobs().bars.get(digest) {
             bar.inc(bytes);
+            self.overall.inc(bytes);
         }
     }
 
     fn blob_restarted(&self, digest: &kiln_layers::digest::Digest) {
-        if let Some(bar) = self.blobs.lock().ok().and_then(|b| b.get(digest).cloned()) {
+        if let Some(bar) = self.blobs().bars.get(digest) {
+            self.overall.set_position(self.overall.position().saturating_sub(bar.position()));
             bar.set_position(0);
         }
     }
 
-    fn blob_finished(
-        &self,
-        digest: &kiln_layers::digest::Digest,
-        _outcome: kiln_registry::push::BlobOutcome,
-    ) {
-        self.overall.inc(1);
-        if let Some(bar) = self.blobs.lock().ok().and_then(|mut b| b.remove(digest)) {
+    fn blob_finished(&self, digest: &kiln_layers::digest::Digest, outcome: kiln_registry::push::BlobOutcome) {
+        let mut blobs = self.blobs();
+        if let Some(bar) = blobs.bars.remove(digest) {
+            if outcome != kiln_registry::push::BlobOutcome::Uploaded {
+                let length = self.overall.length().unwrap_or(0);
+                self.overall.set_length(length.saturating_sub(bar.length().unwrap_or(0)));
+            }
             bar.finish_and_clear();
             self.bars.remove(&bar);
         }
+        blobs.finished += 1;
+        self.count(&blobs);
     }
 }

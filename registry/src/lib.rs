@@ -1,7 +1,7 @@
 //! OCI distribution client: push and pull images and indexes over HTTP.
 //!
-//! Owns: the distribution API (blob `HEAD`, `POST`/`PUT` uploads, cross-repository mounts,
-//! manifest `PUT` with the exact stored bytes), authentication (anonymous, basic, bearer token
+//! Owns: the distribution API (blob `HEAD`, `POST`/`PUT` uploads with a chunked `PATCH`
+//! fallback, cross-repository mounts, manifest `PUT` with the exact stored bytes), authentication (anonymous, basic, bearer token
 //! challenges, Docker `config.json` with credential helpers, podman `auth.json`), retries and
 //! backoff.
 //!
