@@ -40,6 +40,52 @@ pub(crate) enum Command {
     /// Kernel configuration: merge fragments, check a final .config, diff two configs.
     #[command(subcommand)]
     Kconfig(KconfigCommand),
+    /// Run a shell script in the build sandbox, exactly as recipe steps run (to debug a step).
+    ///
+    /// The script runs with `/bin/sh -ec` in /build, with the host's toolchain (/usr) read-only,
+    /// /build and /out writable, a private /tmp, no network but lo, the hostname `kiln`, uid 0
+    /// (mapped to you), and only the fixed environment (PATH, LC_ALL=C, TZ=UTC, HOME=/build,
+    /// SOURCE_DATE_EPOCH) plus --env. Its output is printed as it comes. Exits 1 when the
+    /// script fails.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SandboxArgs {
+    /// Host directory mounted at /build (default: a new temporary directory, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) build: Option<PathBuf>,
+    /// Host directory mounted at /out (default: a new temporary directory, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Mount a host file or directory read-only at an absolute sandbox path (repeatable).
+    #[arg(long = "input", value_name = "HOST:PATH", value_parser = parse_input)]
+    pub(crate) inputs: Vec<(PathBuf, String)>,
+    /// Set a variable in the sandbox (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_variable)]
+    pub(crate) env: Vec<(String, String)>,
+    /// Also write the output to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) log: Option<PathBuf>,
+    /// The shell script to run.
+    pub(crate) script: String,
+}
+
+fn parse_input(value: &str) -> Result<(PathBuf, String), String> {
+    match value.rsplit_once(':') {
+        Some((host, path)) if !host.is_empty() && path.starts_with('/') => {
+            let host = std::fs::canonicalize(host).map_err(|e| format!("{host}: {e}"))?;
+            Ok((host, path.to_owned()))
+        }
+        _ => Err("expected HOST:PATH with an absolute sandbox PATH".into()),
+    }
+}
+
+fn parse_variable(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err("expected NAME=VALUE".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success; for `diff`, the inputs are identical |
-//! | 1 | the command worked and found differences (`diff`, `kconfig diff`) or values that did not stick (`kconfig check`) |
+//! | 1 | the command worked and found differences (`diff`, `kconfig diff`) or values that did not stick (`kconfig check`); the script failed (`sandbox`) |
 //! | 2 | the command line is wrong (unknown flag, missing argument, bad value) |
 //! | 3 | the input is wrong: a tree, layout, reference or value kiln was given |
 //! | 4 | the environment failed: I/O on kiln's own output, permissions, a missing tool |
@@ -28,6 +28,9 @@ impl Exit {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }
             if let Some(error) = cause.downcast_ref::<kiln_registry::Error>() {
+                return if error.is_input_error() { Exit::Input } else { Exit::Environment };
+            }
+            if let Some(error) = cause.downcast_ref::<kiln_builder::Error>() {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }
             if cause.is::<kiln_reproducible::EpochError>()

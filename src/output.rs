@@ -48,6 +48,7 @@ pub(crate) fn error(error: &anyhow::Error) {
         c.downcast_ref::<kiln_layers::Error>()
             .and_then(kiln_layers::Error::hint)
             .or_else(|| c.downcast_ref::<kiln_registry::Error>().and_then(kiln_registry::Error::hint))
+            .or_else(|| c.downcast_ref::<kiln_builder::Error>().and_then(kiln_builder::Error::hint))
     });
     if let Some(hint) = hint {
         let _ = writeln!(text, "hint: {hint}");

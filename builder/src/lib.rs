@@ -7,6 +7,16 @@
 //! `kconfig`, `modules`, `layers`, `registry` and `reproducible` and is the only crate that runs
 //! external programs.
 //!
+//! Brief overview:
+//! - [`sandbox`]: the hermetic sandbox ([`sandbox::Spec`], [`sandbox::Isolation`],
+//!   [`sandbox::Namespaces`]) and [`sandbox::run_logged`], which streams a step's output to its
+//!   log and a callback.
+//!
 //! Must not: write archive or image bytes itself (that is `layers`), choose timestamps or
 //! ownership (that is `reproducible`), print (it reports progress through a trait), or reach the
 //! network outside source fetching and the registry client.
+
+mod error;
+pub mod sandbox;
+
+pub use error::{Error, Result};

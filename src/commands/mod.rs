@@ -6,6 +6,7 @@ mod kconfig;
 mod pack;
 mod pull;
 mod push;
+mod sandbox;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -18,6 +19,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pull(args) => pull::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Kconfig(command) => kconfig::run(command),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 

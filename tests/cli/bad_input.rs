@@ -78,23 +78,8 @@ fn unreadable_files_and_directories_are_named() {
         let out = work.path().join("out");
         let output = if support::is_root() {
             // root reads everything; run as nobody so permissions apply.
-            if !support::require_tool("setpriv") {
-                return;
-            }
-            // The build directory may not be reachable by nobody; run a copy from here.
-            let binary = work.path().join("kiln");
-            if !binary.exists() {
-                fs::copy(env!("CARGO_BIN_EXE_kiln"), &binary).unwrap();
-            }
-            support::run(
-                Command::new("setpriv")
-                    .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                    .arg(&binary)
-                    .arg("pack")
-                    .arg(&tree)
-                    .args(["--ref", "bad:v1", "--out"])
-                    .arg(&out),
-            )
+            let Some(mut nobody) = support::kiln_as_nobody(work.path()) else { return };
+            support::run(nobody.arg("pack").arg(&tree).args(["--ref", "bad:v1", "--out"]).arg(&out))
         } else {
             pack(&tree, &out)
         };

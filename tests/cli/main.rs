@@ -14,5 +14,6 @@ mod kconfig;
 mod proxy;
 mod registry;
 mod reproducibility;
+mod sandbox;
 mod support;
 mod token_server;

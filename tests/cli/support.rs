@@ -479,3 +479,18 @@ pub(crate) fn kiln_with_credentials(dir: &Path, auths: &Value) -> Command {
         .env_remove("XDG_RUNTIME_DIR");
     command
 }
+
+/// `kiln` run as `nobody` (for tests running as root), from a copy in `dir`, which nobody can
+/// reach; `None` (reason printed) without `setpriv` outside CI.
+pub(crate) fn kiln_as_nobody(dir: &Path) -> Option<Command> {
+    if !require_tool("setpriv") {
+        return None;
+    }
+    let binary = dir.join("kiln");
+    if !binary.exists() {
+        fs::copy(env!("CARGO_BIN_EXE_kiln"), &binary).unwrap();
+    }
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(binary);
+    Some(command)
+}

@@ -1,0 +1,89 @@
+//! Errors of the builder, each naming the file, source or step it is about.
+
+use std::path::PathBuf;
+
+use crate::sandbox::Exit;
+
+/// Everything that can go wrong preparing or running a build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host refuses unprivileged user namespaces.
+    #[error("the sandbox cannot start: this host refuses user namespaces ({reason})")]
+    UserNamespacesRefused {
+        /// What failed.
+        reason: String,
+        /// The host settings that decide it, as `name = value`.
+        settings: Vec<String>,
+    },
+    /// The sandbox could not be set up.
+    #[error("the sandbox cannot start: {reason}")]
+    Sandbox {
+        /// What failed.
+        reason: String,
+    },
+    /// A step's command failed.
+    #[error("the step failed ({exit}); its log is {}{}", log.display(), tail_text(tail))]
+    StepFailed {
+        /// How it ended.
+        exit: Exit,
+        /// The full log.
+        log: PathBuf,
+        /// Its last lines.
+        tail: Vec<String>,
+    },
+}
+
+fn tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("; it ended with:");
+    for line in tail {
+        text.push_str("\n  | ");
+        text.push_str(line);
+    }
+    text
+}
+
+impl Error {
+    /// A suggestion for the user, where there is an obvious next step.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::UserNamespacesRefused { settings, .. } => Some(format!(
+                "allow unprivileged user namespaces: sysctl -w kernel.unprivileged_userns_clone=1 \
+                 (Debian), sysctl -w user.max_user_namespaces=15000, or on Ubuntu \
+                 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0; in a container, run it \
+                 with a seccomp profile that allows unshare/clone with CLONE_NEWUSER{}",
+                if settings.is_empty() { String::new() } else { format!(" (now: {})", settings.join(", ")) }
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether the error is about the user's input (recipe, sources) rather than the host.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Error::StepFailed { .. })
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,282 @@
+//! The hermetic sandbox every compile step runs in.
+//!
+//! A step sees a fixed world, whatever the host: the toolchain (`/usr` and the merged-usr links
+//! of a toolchain root, read-only), its inputs read-only at fixed paths, `/build` (the working
+//! directory) and `/out` writable, a private `/tmp`, `/dev` with the usual character devices,
+//! its own `/proc`, no network device but `lo`, the hostname `kiln`, uid 0 mapped to the user
+//! running kiln, and only the fixed environment ([`FIXED_ENV`], `SOURCE_DATE_EPOCH`) plus what
+//! the recipe passes. Nothing of the host's environment leaks in.
+//!
+//! The isolation itself sits behind [`Isolation`]; [`Namespaces`] implements it with Linux user,
+//! mount, pid, net, uts and ipc namespaces, rootless. The step's process is pid 1 of its pid
+//! namespace and dies with kiln (parent-death signal), and every process of the step dies with
+//! it, so cancelling kiln — Ctrl-C or `kill -9` — leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, PipeWriter, Write};
+use std::path::{Path, PathBuf};
+
+use kiln_reproducible::Epoch;
+
+use crate::error::{Error, Result};
+
+/// The environment every step gets, before `SOURCE_DATE_EPOCH` and the recipe's variables.
+pub const FIXED_ENV: [(&str, &str); 5] = [
+    ("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),
+    ("LC_ALL", "C"),
+    ("TZ", "UTC"),
+    ("HOME", "/build"),
+    ("SHELL", "/bin/sh"),
+];
+
+/// The hostname inside every sandbox.
+pub const HOSTNAME: &str = "kiln";
+
+/// Top-level entries of a toolchain root that are made visible: directories are mounted
+/// read-only, symbolic links (merged `/usr`) are recreated.
+const TOOLCHAIN_ENTRIES: [&str; 7] = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// Files of the toolchain root's `/etc` a toolchain needs (Debian's alternatives links, the
+/// dynamic linker's cache), mounted read-only when present.
+const TOOLCHAIN_ETC: [&str; 2] = ["etc/alternatives", "etc/ld.so.cache"];
+
+/// A host path mounted read-only at a fixed path in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// Host path (file or directory).
+    pub host: PathBuf,
+    /// Absolute path in the sandbox, e.g. `/src/linux`.
+    pub path: String,
+}
+
+/// Everything a sandboxed command sees.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Root of the toolchain on the host (`/` for the host's own `/usr`).
+    pub toolchain: PathBuf,
+    /// Host directory mounted read-write at `/build`, the working directory.
+    pub build: PathBuf,
+    /// Host directory mounted read-write at `/out`.
+    pub out: PathBuf,
+    /// Read-only inputs.
+    pub inputs: Vec<Input>,
+    /// Variables the recipe passes, on top of [`FIXED_ENV`] and `SOURCE_DATE_EPOCH`.
+    pub env: BTreeMap<String, String>,
+    /// The build's time.
+    pub epoch: Epoch,
+}
+
+impl Spec {
+    /// A sandbox over the host's toolchain with `build` and `out` writable.
+    pub fn new(build: impl Into<PathBuf>, out: impl Into<PathBuf>, epoch: Epoch) -> Self {
+        Spec {
+            toolchain: PathBuf::from("/"),
+            build: build.into(),
+            out: out.into(),
+            inputs: Vec::new(),
+            env: BTreeMap::new(),
+            epoch,
+        }
+    }
+
+    /// The complete environment of the command, sorted.
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> =
+            FIXED_ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        env.insert("SOURCE_DATE_EPOCH".to_owned(), self.epoch.to_string());
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+}
+
+/// How a sandboxed command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl Exit {
+    /// Exit code 0.
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exit code {code}"),
+            Exit::Signal(signal) => write!(f, "signal {signal}"),
+        }
+    }
+}
+
+/// A way to run a command isolated as [`Spec`] describes.
+pub trait Isolation: Sync {
+    /// Runs `/bin/sh -ec SCRIPT` in the sandbox; stdout and stderr both go to `output`.
+    /// Blocks until the command and every process it started are gone.
+    fn run(&self, spec: &Spec, script: &str, output: PipeWriter) -> Result<Exit>;
+}
+
+/// Rootless Linux namespaces (user, mount, pid, net, uts, ipc).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Namespaces;
+
+impl Isolation for Namespaces {
+    fn run(&self, spec: &Spec, script: &str, output: PipeWriter) -> Result<Exit> {
+        use hakoniwa::{Container, Namespace};
+        for (what, dir) in [("build", &spec.build), ("out", &spec.out)] {
+            if !dir.is_dir() {
+                return Err(Error::Sandbox {
+                    reason: format!("the {what} directory {} is missing", dir.display()),
+                });
+            }
+        }
+        let mut container = Container::new();
+        container
+            .unshare(Namespace::Network)
+            .unshare(Namespace::Uts)
+            .unshare(Namespace::Ipc)
+            .uidmap(0)
+            .gidmap(0)
+            .hostname(HOSTNAME)
+            .devfsmount("/dev")
+            .tmpfsmount("/tmp");
+        for entry in TOOLCHAIN_ENTRIES {
+            let host = spec.toolchain.join(entry);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&host)
+                        .map_err(|source| Error::Read { path: host.clone(), source })?;
+                    container.symlink(&target.to_string_lossy(), &format!("/{entry}"));
+                }
+                Ok(meta) if meta.is_dir() => {
+                    container.bindmount_ro(&host_str(&host)?, &format!("/{entry}"));
+                }
+                _ => {}
+            }
+        }
+        for entry in TOOLCHAIN_ETC {
+            let host = spec.toolchain.join(entry);
+            if host.exists() {
+                container.bindmount_ro(&host_str(&host)?, &format!("/{entry}"));
+            }
+        }
+        container
+            .file("/etc/passwd", "root:x:0:0:root:/build:/bin/sh\n")
+            .file("/etc/group", "root:x:0:\n")
+            .file("/etc/hosts", &format!("127.0.0.1 localhost\n127.0.1.1 {HOSTNAME}\n"));
+        for input in &spec.inputs {
+            container.bindmount_ro(&host_str(&input.host)?, &input.path);
+        }
+        container.bindmount_rw(&host_str(&spec.build)?, "/build").bindmount_rw(&host_str(&spec.out)?, "/out");
+
+        let stderr = output
+            .try_clone()
+            .map_err(|source| Error::Sandbox { reason: format!("cannot duplicate a pipe: {source}") })?;
+        let mut command = container.command("/bin/sh");
+        command
+            .args(["-ec", script])
+            .envs(spec.environment())
+            .current_dir("/build")
+            .stdin(hakoniwa::Stdio::from(
+                File::open("/dev/null").map_err(|source| Error::Read { path: "/dev/null".into(), source })?,
+            ))
+            .stdout(hakoniwa::Stdio::from(output))
+            .stderr(hakoniwa::Stdio::from(stderr));
+        let status = command.status().map_err(|error| Error::Sandbox { reason: error.to_string() })?;
+        match status.exit_code {
+            Some(code) => Ok(Exit::Code(code)),
+            None if status.reason.contains("received signal") => Ok(Exit::Signal(status.code - 128)),
+            None => Err(setup_failure(&status.reason)),
+        }
+    }
+}
+
+fn host_str(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| Error::Sandbox {
+        reason: format!("{} is not valid UTF-8, which the sandbox cannot mount", path.display()),
+    })
+}
+
+/// The error for a sandbox that could not be set up, telling apart refused user namespaces.
+fn setup_failure(reason: &str) -> Error {
+    let refused = ["EPERM", "EACCES", "ENOSPC", "Operation not permitted", "Permission denied"];
+    let namespaces = ["unshare", "uid_map", "gid_map", "setgroups"].iter().any(|r| reason.contains(r));
+    if namespaces && refused.iter().any(|r| reason.contains(r)) {
+        return Error::UserNamespacesRefused { reason: reason.to_owned(), settings: userns_settings() };
+    }
+    Error::Sandbox { reason: reason.to_owned() }
+}
+
+/// The host settings that allow or refuse unprivileged user namespaces, as `name = value`.
+fn userns_settings() -> Vec<String> {
+    [
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "/proc/sys/user/max_user_namespaces",
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+    ]
+    .iter()
+    .filter_map(|path| {
+        let value = std::fs::read_to_string(path).ok()?;
+        let name = path.trim_start_matches("/proc/sys/").replace('/', ".");
+        Some(format!("{name} = {}", value.trim()))
+    })
+    .collect()
+}
+
+/// Runs `script` in the sandbox, writing everything it prints to `log` (created or truncated)
+/// and handing each line to `on_line` as it comes. A command that fails is an error carrying
+/// the last lines of the log and its path.
+pub fn run_logged(
+    isolation: &dyn Isolation,
+    spec: &Spec,
+    script: &str,
+    log: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<()> {
+    const TAIL: usize = 20;
+    let write_error = |source| Error::Write { path: log.to_owned(), source };
+    let mut file = File::create(log).map_err(write_error)?;
+    let (reader, writer) = std::io::pipe()
+        .map_err(|source| Error::Sandbox { reason: format!("cannot create a pipe: {source}") })?;
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::with_capacity(TAIL);
+    let exit = std::thread::scope(|scope| -> Result<Exit> {
+        // The thread that starts the sandbox waits for it: the sandbox dies with that thread.
+        let running = scope.spawn(|| isolation.run(spec, script, writer));
+        let mut lines = BufReader::new(reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match lines.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    file.write_all(&line).map_err(write_error)?;
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    on_line(text);
+                    if tail.len() == TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(text.to_owned());
+                }
+                Err(source) => {
+                    return Err(Error::Sandbox {
+                        reason: format!("cannot read the step's output: {source}"),
+                    });
+                }
+            }
+        }
+        running.join().map_err(|_| Error::Sandbox { reason: "the sandbox thread panicked".into() })?
+    })?;
+    file.sync_all().map_err(write_error)?;
+    if exit.success() {
+        Ok(())
+    } else {
+        Err(Error::StepFailed { exit, log: log.to_owned(), tail: tail.into() })
+    }
+}
