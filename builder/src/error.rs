@@ -26,6 +26,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An archive entry that would escape the extraction root or is not allowed in a source.
+    #[error("{}: refusing entry {entry:?}: {reason}", archive.display())]
+    UnsafeEntry {
+        /// The archive.
+        archive: PathBuf,
+        /// The entry's path as stored.
+        entry: String,
+        /// What it is or does.
+        reason: String,
+    },
+    /// An archive that cannot be read.
+    #[error("{}{}: {reason}", archive.display(), entry.as_ref().map(|e| format!(" (entry {e:?})")).unwrap_or_default())]
+    CorruptArchive {
+        /// The archive.
+        archive: PathBuf,
+        /// The entry being read, if any.
+        entry: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
     /// The host refuses unprivileged user namespaces.
     #[error("the sandbox cannot start: this host refuses user namespaces ({reason})")]
     UserNamespacesRefused {
@@ -81,7 +101,7 @@ impl Error {
 
     /// Whether the error is about the user's input (recipe, sources) rather than the host.
     pub fn is_input_error(&self) -> bool {
-        matches!(self, Error::StepFailed { .. })
+        matches!(self, Error::StepFailed { .. } | Error::UnsafeEntry { .. } | Error::CorruptArchive { .. })
     }
 }
 

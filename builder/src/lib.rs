@@ -8,6 +8,8 @@
 //! external programs.
 //!
 //! Brief overview:
+//! - [`extract`]: safe extraction of tar archives (gzip, xz, zstd, bzip2) and `.deb` packages
+//!   ([`deb`]).
 //! - [`sandbox`]: the hermetic sandbox ([`sandbox::Spec`], [`sandbox::Isolation`],
 //!   [`sandbox::Namespaces`]) and [`sandbox::run_logged`], which streams a step's output to its
 //!   log and a callback.
@@ -16,7 +18,9 @@
 //! ownership (that is `reproducible`), print (it reports progress through a trait), or reach the
 //! network outside source fetching and the registry client.
 
+pub mod deb;
 mod error;
+pub mod extract;
 pub mod sandbox;
 
 pub use error::{Error, Result};
