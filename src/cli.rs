@@ -20,6 +20,15 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Build a recipe's images into an OCI image layout; prints NAME:TAG and digest per image.
+    ///
+    /// Every step runs in the hermetic sandbox and is cached by its inputs: a step whose
+    /// inputs did not change does not run again. Sources are fetched into the cache
+    /// ($KILN_CACHE, default ~/.cache/kiln) and checked against their pins and kiln.lock;
+    /// without a kiln.lock, the build writes one.
+    Build(BuildArgs),
+    /// Fetch every source of a recipe and write its kiln.lock.
+    Lock(LockArgs),
     /// Pack a directory tree as a reproducible single-layer OCI image.
     Pack(PackArgs),
     /// Show the images in an OCI image layout or a registry: names, digests, layers, sizes.
@@ -48,6 +57,53 @@ pub(crate) enum Command {
     /// SOURCE_DATE_EPOCH) plus --env. Its output is printed as it comes. Exits 1 when the
     /// script fails.
     Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// Recipe directory (holding kiln.toml).
+    #[arg(default_value = ".")]
+    pub(crate) recipe: PathBuf,
+    /// OCI image layout to write the images into.
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) sources: SourceArgs,
+    /// Compression threads (default: all cores). The output is the same for any number.
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<NonZeroUsize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// Recipe directory (holding kiln.toml).
+    #[arg(default_value = ".")]
+    pub(crate) recipe: PathBuf,
+    #[command(flatten)]
+    pub(crate) sources: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SourceArgs {
+    /// Use only sources already in the cache; fail naming any that is missing.
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// Use a local file or directory instead of a source, unchecked (repeatable).
+    #[arg(long = "source", value_name = "NAME=PATH", value_parser = parse_override)]
+    pub(crate) overrides: Vec<(String, PathBuf)>,
+}
+
+fn parse_override(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            let path = std::fs::canonicalize(path).map_err(|e| format!("{path}: {e}"))?;
+            Ok((name.to_owned(), path))
+        }
+        _ => Err("expected NAME=PATH".into()),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,16 @@ pub(crate) fn error(error: &anyhow::Error) {
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// Result of `kiln build`: `NAME:TAG sha256:<manifest digest>` per image.
+pub(crate) fn built(built: &kiln_builder::build::Built, json: bool) -> io::Result<()> {
+    if json {
+        return emit_json(built);
+    }
+    let text: String =
+        built.images.iter().map(|image| format!("{} {}\n", image.name, image.digest)).collect();
+    emit(&text)
+}
+
 /// Result of `kiln pack`: `NAME:TAG sha256:<manifest digest>`.
 pub(crate) fn packed(packed: &Packed, json: bool) -> io::Result<()> {
     if json {

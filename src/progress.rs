@@ -125,3 +125,61 @@ impl kiln_registry::push::Reporter for PushProgress {
         self.count(&blobs);
     }
 }
+
+/// A spinner per running build step showing its last output line; a line per step on stderr.
+pub(crate) struct BuildProgress {
+    bars: indicatif::MultiProgress,
+    running: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
+}
+
+impl BuildProgress {
+    pub(crate) fn new() -> Self {
+        BuildProgress { bars: indicatif::MultiProgress::new(), running: Default::default() }
+    }
+
+    pub(crate) fn finish(&self) {
+        let _ = self.bars.clear();
+    }
+
+    fn say(&self, line: String) {
+        if self.bars.is_hidden() {
+            crate::output::messages(&[line]);
+        } else {
+            let _ = self.bars.println(line);
+        }
+    }
+}
+
+impl kiln_builder::build::Reporter for BuildProgress {
+    fn step_started(&self, step: &str) {
+        let bar = self.bars.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {elapsed} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(step.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(step.to_owned(), bar);
+        }
+    }
+
+    fn step_output(&self, step: &str, line: &str) {
+        if let Some(bar) = self.running.lock().ok().and_then(|r| r.get(step).cloned()) {
+            bar.set_message(line.to_owned());
+        }
+    }
+
+    fn step_finished(&self, result: &kiln_builder::build::StepResult) {
+        if let Some(bar) = self.running.lock().ok().and_then(|mut r| r.remove(&result.step)) {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+        let key = &result.key[..12.min(result.key.len())];
+        self.say(if result.cached {
+            format!("  cached {} ({key})", result.step)
+        } else {
+            format!("  built  {} ({key}) in {:.1}s", result.step, result.seconds)
+        });
+    }
+}

@@ -26,6 +26,58 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A recipe that cannot be read or is inconsistent.
+    #[error("{}{}: {reason}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Recipe {
+        /// The recipe file.
+        path: PathBuf,
+        /// The line, for syntax errors.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A source did not match its pin.
+    #[error("source {name:?} from {origin} has {algorithm} {actual}, but the recipe pins {expected}")]
+    ChecksumMismatch {
+        /// The source's name.
+        name: String,
+        /// Its path or URL.
+        origin: String,
+        /// `sha256` or `sha512`.
+        algorithm: &'static str,
+        /// The pinned digest.
+        expected: String,
+        /// The digest of what was fetched.
+        actual: String,
+    },
+    /// A source does not match `kiln.lock`.
+    #[error("source {name:?} does not match kiln.lock: {reason}")]
+    LockMismatch {
+        /// The source's name.
+        name: String,
+        /// How.
+        reason: String,
+    },
+    /// A source could not be fetched.
+    #[error("cannot fetch source {name:?} from {origin}: {reason}")]
+    Fetch {
+        /// The source's name.
+        name: String,
+        /// Its path or URL.
+        origin: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Offline, and a source is not in the cache.
+    #[error("source {name:?} ({origin}) is not in the cache {}, and the build is offline", cache.display())]
+    Offline {
+        /// The source's name.
+        name: String,
+        /// Its path or URL.
+        origin: String,
+        /// The cache directory.
+        cache: PathBuf,
+    },
     /// An archive entry that would escape the extraction root or is not allowed in a source.
     #[error("{}: refusing entry {entry:?}: {reason}", archive.display())]
     UnsafeEntry {
@@ -46,6 +98,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Packing an image failed.
+    #[error(transparent)]
+    Layers(#[from] kiln_layers::Error),
     /// The host refuses unprivileged user namespaces.
     #[error("the sandbox cannot start: this host refuses user namespaces ({reason})")]
     UserNamespacesRefused {
@@ -95,13 +150,34 @@ impl Error {
                  with a seccomp profile that allows unshare/clone with CLONE_NEWUSER{}",
                 if settings.is_empty() { String::new() } else { format!(" (now: {})", settings.join(", ")) }
             )),
+            Error::Offline { name, .. } => Some(format!(
+                "run the build once without --offline (or `kiln lock`) to fetch it, or pass --source {name}=PATH"
+            )),
+            Error::LockMismatch { .. } => {
+                Some("if the recipe's change is intended, run `kiln lock` to record it".into())
+            }
+            Error::Layers(error) => error.hint(),
+            Error::ChecksumMismatch { .. } => {
+                Some("if the new content is intended, update the pin in kiln.toml and run `kiln lock`".into())
+            }
             _ => None,
         }
     }
 
     /// Whether the error is about the user's input (recipe, sources) rather than the host.
     pub fn is_input_error(&self) -> bool {
-        matches!(self, Error::StepFailed { .. } | Error::UnsafeEntry { .. } | Error::CorruptArchive { .. })
+        if let Error::Layers(error) = self {
+            return error.is_input_error();
+        }
+        matches!(
+            self,
+            Error::StepFailed { .. }
+                | Error::UnsafeEntry { .. }
+                | Error::CorruptArchive { .. }
+                | Error::Recipe { .. }
+                | Error::ChecksumMismatch { .. }
+                | Error::LockMismatch { .. }
+        )
     }
 }
 

@@ -8,6 +8,10 @@
 //! external programs.
 //!
 //! Brief overview:
+//! - [`recipe`] and [`lock`]: `kiln.toml` and `kiln.lock`.
+//! - [`build`]: the steps in dependency order, each cached by a key over its inputs, then the
+//!   images; [`cache`] is where entries live, [`tree`] the content digest of a tree.
+//! - [`source`]: fetching into the cache, checked against pins.
 //! - [`extract`]: safe extraction of tar archives (gzip, xz, zstd, bzip2) and `.deb` packages
 //!   ([`deb`]).
 //! - [`sandbox`]: the hermetic sandbox ([`sandbox::Spec`], [`sandbox::Isolation`],
@@ -18,9 +22,15 @@
 //! ownership (that is `reproducible`), print (it reports progress through a trait), or reach the
 //! network outside source fetching and the registry client.
 
+pub mod build;
+pub mod cache;
 pub mod deb;
 mod error;
 pub mod extract;
+pub mod lock;
+pub mod recipe;
 pub mod sandbox;
+pub mod source;
+pub mod tree;
 
 pub use error::{Error, Result};

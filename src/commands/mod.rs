@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns arguments into one library call and renders it.
 
+mod build;
 mod diff;
 mod inspect;
 mod kconfig;
@@ -13,6 +14,8 @@ use crate::exit::Exit;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Lock(args) => build::lock(args),
         Command::Pack(args) => pack::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Push(args) => push::run(args),

@@ -6,6 +6,7 @@
 #![expect(clippy::unwrap_used, reason = "test helpers fail the test on any unexpected error")]
 
 mod bad_input;
+mod build;
 mod diff;
 mod golden;
 mod inspect;

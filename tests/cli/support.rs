@@ -294,7 +294,7 @@ pub(crate) fn linux_source() -> Option<PathBuf> {
 }
 
 #[expect(clippy::print_stderr, reason = "a skipped test must say why")]
-fn eprintln_skip(message: &str) {
+pub(crate) fn eprintln_skip(message: &str) {
     eprintln!("skipping: {message}");
 }
 

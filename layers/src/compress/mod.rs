@@ -151,6 +151,22 @@ pub(crate) fn decoder<'a, R: io::BufRead + 'a>(
     }
 }
 
+/// What decides the compressed bytes besides the input and the level, per algorithm: recorded in
+/// `kiln.lock` so that a change of backend shows up as a change of the lock.
+pub fn identities() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "gzip",
+            format!(
+                "zlib-rs deflate in independent {} KiB blocks with a {} KiB dictionary",
+                gzip::BLOCK_SIZE / 1024,
+                gzip::DICTIONARY_SIZE / 1024
+            ),
+        ),
+        ("zstd", format!("libzstd {} in worker mode", zstd::zstd_safe::version_string())),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

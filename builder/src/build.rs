@@ -1,0 +1,335 @@
+//! `kiln build`: sources → steps in the sandbox → images, with every step cached by its inputs.
+//!
+//! A step's key is the SHA-256 of canonical JSON naming everything it can see: its script and
+//! variables, the sandbox's whole environment (`SOURCE_DATE_EPOCH` included), the identity of
+//! each input (a source's pin, another step's output digest), the toolchain's identity (the
+//! versions of its compilers and tools, read in the sandbox) and kiln's version. A step whose key
+//! has a cache entry, and whose cached output still has the digest recorded for it, does not
+//! run; an unchanged step upstream that produced the same output leaves its dependants cached.
+//! Sources are fetched only for steps that run, so a no-op build reads no source.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kiln_layers::digest::Digest;
+use kiln_layers::oci::reference::Reference;
+use kiln_layers::oci::spec::Platform;
+use kiln_layers::pack::{self, LayerOptions, PackOptions};
+use kiln_reproducible::{Epoch, Policy};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::recipe::Recipe;
+use crate::sandbox::{self, HOSTNAME, Input, Isolation, Spec};
+use crate::source::{self, FetchOptions, Fetched};
+
+/// How to build.
+pub struct BuildOptions<'a> {
+    /// The OCI image layout to write the images into.
+    pub out: PathBuf,
+    /// The cache.
+    pub cache: Cache,
+    /// How sources are obtained.
+    pub fetch: FetchOptions,
+    /// The sandbox.
+    pub isolation: &'a dyn Isolation,
+    /// Compression threads (the output does not depend on it).
+    pub threads: NonZeroUsize,
+}
+
+/// Hears what a build does. Library code never prints.
+pub trait Reporter: Sync {
+    /// A step is about to run (it was not cached).
+    fn step_started(&self, _step: &str) {}
+    /// A line of a running step's output.
+    fn step_output(&self, _step: &str, _line: &str) {}
+    /// A step is done, run or cached.
+    fn step_finished(&self, _result: &StepResult) {}
+}
+
+/// A reporter that ignores everything.
+pub struct Silent;
+
+impl Reporter for Silent {}
+
+/// What happened to one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// The step's name.
+    pub step: String,
+    /// Its input key.
+    pub key: String,
+    /// Whether the cache had it.
+    pub cached: bool,
+    /// Seconds it ran (0 when cached).
+    pub seconds: f64,
+    /// The digest of its output tree.
+    pub output: String,
+}
+
+/// One image written.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltImage {
+    /// `NAME:TAG`.
+    pub name: String,
+    /// Manifest digest.
+    pub digest: Digest,
+}
+
+/// The result of a build.
+#[derive(Debug, Clone, Serialize)]
+pub struct Built {
+    /// The layout written.
+    pub layout: PathBuf,
+    /// Steps in the order they were taken.
+    pub steps: Vec<StepResult>,
+    /// Images, by name.
+    pub images: Vec<BuiltImage>,
+    /// Whether this build wrote `kiln.lock` (there was none).
+    pub lock_written: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    key: String,
+    output: String,
+}
+
+/// Builds every image of `recipe` into `options.out`.
+pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporter) -> Result<Built> {
+    let epoch = Epoch::from_env(recipe.meta.source_date_epoch.map(Epoch::from_secs)).map_err(|error| {
+        Error::Recipe {
+            path: recipe.dir.join(crate::recipe::FILE_NAME),
+            line: None,
+            reason: error.to_string(),
+        }
+    })?;
+    let lock = Lock::read(&recipe.dir)?;
+    if let Some(lock) = &lock {
+        lock.check(recipe)?;
+    }
+    let mut run = Run {
+        recipe,
+        options,
+        reporter,
+        lock: lock.as_ref(),
+        epoch,
+        fetched: BTreeMap::new(),
+        toolchain: None,
+    };
+    let order = recipe.order().map_err(|reason| Error::Recipe {
+        path: recipe.dir.join(crate::recipe::FILE_NAME),
+        line: None,
+        reason,
+    })?;
+    let mut outputs: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+    let mut steps = Vec::new();
+    for name in order {
+        let result = run.step(&name, &outputs)?;
+        outputs.insert(name.clone(), (options.cache.step(&result.key).join("out"), result.output.clone()));
+        reporter.step_finished(&result);
+        steps.push(result);
+    }
+    let mut images = Vec::new();
+    for (name, image) in &recipe.images {
+        let tree = match (&image.from, &image.dir) {
+            (Some(step), _) => outputs[step].0.clone(),
+            (None, Some(dir)) => recipe.dir.join(dir),
+            (None, None) => continue,
+        };
+        let invalid = |reason: String| Error::Recipe {
+            path: recipe.dir.join(crate::recipe::FILE_NAME),
+            line: None,
+            reason: format!("image {name:?}: {reason}"),
+        };
+        let reference: Reference = name.parse().map_err(|e: kiln_layers::Error| invalid(e.to_string()))?;
+        let compression = image
+            .compression
+            .parse()
+            .map_err(|e: kiln_layers::compress::CompressionError| invalid(e.to_string()))?;
+        let pack_options = PackOptions {
+            reference,
+            layer: LayerOptions { policy: Policy::with_epoch(epoch), compression, threads: options.threads },
+            platform: Platform { architecture: "amd64".into(), os: "linux".into(), variant: None },
+        };
+        let packed = pack::pack(&tree, &options.out, &pack_options, &pack::Silent)?;
+        images.push(BuiltImage { name: name.clone(), digest: packed.manifest.digest });
+    }
+    let lock_written = if lock.is_none() {
+        for (name, source) in &recipe.sources {
+            if !source::is_local_dir(recipe, source) {
+                run.source(name)?;
+            }
+        }
+        Lock::new(recipe, &run.fetched).write(&recipe.dir)?;
+        true
+    } else {
+        false
+    };
+    Ok(Built { layout: options.out.clone(), steps, images, lock_written })
+}
+
+struct Run<'a> {
+    recipe: &'a Recipe,
+    options: &'a BuildOptions<'a>,
+    reporter: &'a dyn Reporter,
+    lock: Option<&'a Lock>,
+    epoch: Epoch,
+    fetched: BTreeMap<String, Fetched>,
+    toolchain: Option<String>,
+}
+
+impl Run<'_> {
+    fn source(&mut self, name: &str) -> Result<Fetched> {
+        if let Some(fetched) = self.fetched.get(name) {
+            return Ok(fetched.clone());
+        }
+        let fetched = source::fetch(self.recipe, name, &self.options.cache, &self.options.fetch)?;
+        if let Some(lock) = self.lock {
+            lock.check_fetched(name, &fetched)?;
+        }
+        self.fetched.insert(name.to_owned(), fetched.clone());
+        Ok(fetched)
+    }
+
+    /// What the steps' keys say of the toolchain: the versions its tools report in the sandbox.
+    fn toolchain(&mut self, spec: &Spec) -> Result<String> {
+        if let Some(identity) = &self.toolchain {
+            return Ok(identity.clone());
+        }
+        let temp = self.options.cache.temp_dir()?;
+        let (build, out) = (temp.path().join("build"), temp.path().join("out"));
+        for dir in [&build, &out] {
+            fs::create_dir(dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+        }
+        let probe = Spec { build, out, inputs: Vec::new(), env: BTreeMap::new(), ..spec.clone() };
+        let script = "uname -m; for tool in cc c++ gcc ld as ar make musl-gcc bison flex perl python3; do \
+                      if command -v $tool >/dev/null; then echo \"$tool: $($tool --version 2>&1 | head -n 1)\"; fi; done";
+        let mut lines = Vec::new();
+        sandbox::run_logged(self.options.isolation, &probe, script, &temp.path().join("log"), &mut |line| {
+            lines.push(line.to_owned());
+        })?;
+        let identity = hex::encode(Sha256::digest(lines.join("\n")));
+        self.toolchain = Some(identity.clone());
+        Ok(identity)
+    }
+
+    fn step(&mut self, name: &str, outputs: &BTreeMap<String, (PathBuf, String)>) -> Result<StepResult> {
+        let step = &self.recipe.steps[name];
+        let mut spec = Spec::new(PathBuf::new(), PathBuf::new(), self.epoch);
+        spec.env = step.env.clone();
+        let mut identities = BTreeMap::new();
+        for input in &step.inputs {
+            let identity = match outputs.get(input) {
+                Some((_, digest)) => format!("step:sha256:{digest}"),
+                None if self.options.fetch.overrides.contains_key(input) => self.source(input)?.identity,
+                None => source::identity(self.recipe, &self.recipe.sources[input])?,
+            };
+            identities.insert(input.clone(), identity);
+        }
+        let toolchain = self.toolchain(&spec)?;
+        let key_document = serde_json::json!({
+            "kiln": env!("CARGO_PKG_VERSION"),
+            "script": step.script,
+            "environment": spec.environment(),
+            "inputs": identities,
+            "sandbox": { "hostname": HOSTNAME, "toolchain": toolchain, "inputs": "/inputs" },
+        });
+        let key = hex::encode(Sha256::digest(
+            kiln_reproducible::json::to_vec(&key_document)
+                .map_err(|e| Error::Sandbox { reason: e.to_string() })?,
+        ));
+        let cache = &self.options.cache;
+        let entry = cache.step(&key);
+        if let Some(output) = cached_output(&entry)? {
+            return Ok(StepResult { step: name.to_owned(), key, cached: true, seconds: 0.0, output });
+        }
+        let _lock = cache.lock(&format!("step-{key}"))?;
+        // Another build may have made it while this one waited.
+        if let Some(output) = cached_output(&entry)? {
+            return Ok(StepResult { step: name.to_owned(), key, cached: true, seconds: 0.0, output });
+        }
+        for input in &step.inputs {
+            let host = match outputs.get(input) {
+                Some((path, _)) => path.clone(),
+                None => self.source(input)?.path,
+            };
+            spec.inputs.push(Input { host, path: format!("/inputs/{input}") });
+        }
+        let temp = cache.temp_dir()?;
+        let (build, out) = (temp.path().join("build"), temp.path().join("out"));
+        for dir in [&build, &out] {
+            fs::create_dir(dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+        }
+        spec.build = build;
+        spec.out = out.clone();
+        self.reporter.step_started(name);
+        let started = Instant::now();
+        let log = temp.path().join("log");
+        let reporter = self.reporter;
+        let ran = sandbox::run_logged(self.options.isolation, &spec, &step.script, &log, &mut |line| {
+            reporter.step_output(name, line);
+        });
+        if let Err(Error::StepFailed { exit, tail, .. }) = ran {
+            let kept = cache.failed_log(&self.recipe.meta.name, name);
+            fs::rename(&log, &kept).map_err(|source| Error::Write { path: kept.clone(), source })?;
+            return Err(Error::StepFailed { exit, log: kept, tail });
+        }
+        ran?;
+        let seconds = started.elapsed().as_secs_f64();
+        let output = crate::tree::digest(&out)?;
+        // The entry is the step's out/, log and meta.json; /build goes.
+        let build = temp.path().join("build");
+        make_removable(&build);
+        fs::remove_dir_all(&build).map_err(|source| Error::Write { path: build.clone(), source })?;
+        let meta = serde_json::to_vec(&Meta { key: key.clone(), output: output.clone() })
+            .map_err(|e| Error::Sandbox { reason: e.to_string() })?;
+        let meta_path = temp.path().join("meta.json");
+        fs::write(&meta_path, meta).map_err(|source| Error::Write { path: meta_path, source })?;
+        let staged = temp.keep();
+        if let Err(source) = fs::rename(&staged, &entry) {
+            return Err(Error::Write { path: entry, source });
+        }
+        Ok(StepResult { step: name.to_owned(), key, cached: false, seconds, output })
+    }
+}
+
+/// The output digest of a cache entry, if it is complete and its output still has it.
+fn cached_output(entry: &Path) -> Result<Option<String>> {
+    let Ok(meta) = fs::read(entry.join("meta.json")) else { return Ok(None) };
+    let Ok(meta) = serde_json::from_slice::<Meta>(&meta) else { return discard(entry) };
+    match crate::tree::digest(&entry.join("out")) {
+        Ok(digest) if digest == meta.output => Ok(Some(digest)),
+        _ => discard(entry),
+    }
+}
+
+/// Removes a damaged entry so the step runs again.
+fn discard(entry: &Path) -> Result<Option<String>> {
+    make_removable(entry);
+    fs::remove_dir_all(entry).map_err(|source| Error::Write { path: entry.to_owned(), source })?;
+    Ok(None)
+}
+
+/// Gives the owner write permission on every directory below `root`, which a step may have
+/// made read-only.
+fn make_removable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = fs::read_dir(root) else { return };
+    if let Ok(meta) = fs::symlink_metadata(root)
+        && meta.is_dir()
+    {
+        let _ = fs::set_permissions(root, fs::Permissions::from_mode(meta.permissions().mode() | 0o700));
+    }
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            make_removable(&entry.path());
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The content-addressed cache shared by every build on a machine.
+//!
+//! Layout under the cache root (`$KILN_CACHE`, else `$XDG_CACHE_HOME/kiln`, else
+//! `~/.cache/kiln`):
+//!
+//! - `sources/sha256/<hex>`: source files by content;
+//! - `unpacked/<hex>-strip<N>/`: extracted source trees;
+//! - `steps/<key>/`: a step's `out/` tree, `log` and `meta.json`, by input key;
+//! - `locks/`: one lock file per entry being made; `tmp/`: work in progress;
+//! - `logs/`: the log of the last failed run of each step.
+//!
+//! Entries appear only by renaming a finished temporary directory or file into place, under
+//! the entry's exclusive lock, so concurrent builds share the cache and a killed build leaves
+//! nothing half written; whoever takes the lock second finds the entry made.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// An exclusive lock on one cache entry, released when dropped.
+#[derive(Debug)]
+pub struct EntryLock {
+    _file: File,
+}
+
+impl Cache {
+    /// The cache at `root`, or the default location.
+    pub fn open(root: Option<PathBuf>) -> Result<Cache> {
+        let root = match root {
+            Some(root) => root,
+            None => default_root().ok_or_else(|| Error::Sandbox {
+                reason: "no cache directory: set KILN_CACHE, XDG_CACHE_HOME or HOME".into(),
+            })?,
+        };
+        for sub in ["sources/sha256", "unpacked", "steps", "locks", "tmp", "logs"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir, source })?;
+        }
+        Ok(Cache { root })
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a source file with this SHA-256 lives.
+    pub fn source(&self, sha256: &str) -> PathBuf {
+        self.root.join("sources/sha256").join(sha256)
+    }
+
+    /// Where an extracted source lives.
+    pub fn unpacked(&self, sha256: &str, strip_components: usize) -> PathBuf {
+        self.root.join("unpacked").join(format!("{sha256}-strip{strip_components}"))
+    }
+
+    /// Where a step's entry lives.
+    pub fn step(&self, key: &str) -> PathBuf {
+        self.root.join("steps").join(key)
+    }
+
+    /// Where the log of a failed step is kept.
+    pub fn failed_log(&self, recipe: &str, step: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{recipe}-{step}.log"))
+    }
+
+    /// A new temporary directory inside the cache (same file system, so it can be renamed
+    /// into place).
+    pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
+        let tmp = self.root.join("tmp");
+        tempfile::Builder::new()
+            .prefix("work-")
+            .tempdir_in(&tmp)
+            .map_err(|source| Error::Write { path: tmp, source })
+    }
+
+    /// Takes the exclusive lock named `name`, waiting for another build holding it.
+    pub fn lock(&self, name: &str) -> Result<EntryLock> {
+        let path = self.root.join("locks").join(format!("{name}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::Write { path: path.clone(), source })?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|errno| Error::Write { path, source: errno.into() })?;
+        Ok(EntryLock { _file: file })
+    }
+}
+
+fn default_root() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("KILN_CACHE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir).join("kiln"));
+    }
+    std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|home| PathBuf::from(home).join(".cache/kiln"))
+}

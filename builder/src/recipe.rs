@@ -1,0 +1,261 @@
+//! The recipe: `kiln.toml` in a recipe directory.
+//!
+//! ```toml
+//! [recipe]
+//! name = "smoke"
+//! source-date-epoch = 1735689600      # SOURCE_DATE_EPOCH overrides it
+//!
+//! [sources.files]                     # a directory of the recipe, used as it is
+//! path = "files"
+//!
+//! [sources.greeting]                  # a file, pinned by checksum
+//! path = "src/greeting.tar.gz"        # relative to the recipe directory; or url = "https://…"
+//! sha256 = "…"                        # or sha512
+//! unpack = true                       # extract (tar.*, .deb) instead of using the file as is
+//! strip-components = 1
+//!
+//! [steps.compile]                     # a shell script in the sandbox
+//! inputs = ["greeting"]               # sources and steps, read-only at /inputs/<name>
+//! env = { CFLAGS = "-O2" }
+//! script = "cc $CFLAGS -o /out/greeting /inputs/greeting/greeting.c"
+//!
+//! [images."greeting:v1"]              # NAME:TAG in the output layout
+//! from = "compile"                    # a step's /out, or dir = "extension" in the recipe
+//! compression = "gzip"
+//! ```
+//!
+//! Names are checked (known inputs, no cycles) when the recipe is read; errors name the file
+//! and, for syntax, the line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The recipe file's name in a recipe directory.
+pub const FILE_NAME: &str = "kiln.toml";
+
+/// A parsed and checked recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// The recipe directory.
+    pub dir: PathBuf,
+    /// `[recipe]`.
+    pub meta: Meta,
+    /// Sources by name.
+    pub sources: BTreeMap<String, Source>,
+    /// Steps by name.
+    pub steps: BTreeMap<String, Step>,
+    /// Images by `NAME:TAG`.
+    pub images: BTreeMap<String, Image>,
+}
+
+/// `[recipe]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Meta {
+    /// The recipe's name.
+    pub name: String,
+    /// The build's time, unless `SOURCE_DATE_EPOCH` is set.
+    #[serde(default)]
+    pub source_date_epoch: Option<u64>,
+}
+
+/// Where a source comes from, and its pin.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Source {
+    /// A local file, relative to the recipe directory or absolute.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// An `http://` or `https://` URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Expected SHA-256 (hex).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Expected SHA-512 (hex).
+    #[serde(default)]
+    pub sha512: Option<String>,
+    /// Extract the archive (tar, compressed or not, or `.deb`) for the steps.
+    #[serde(default)]
+    pub unpack: bool,
+    /// Leading path components dropped when extracting.
+    #[serde(default)]
+    pub strip_components: usize,
+}
+
+/// A shell script run in the sandbox.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Step {
+    /// Sources and steps it reads, mounted at `/inputs/<name>`.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Variables on top of the sandbox's fixed environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The script (`/bin/sh -ec`), run in `/build`; what it writes to `/out` is the output.
+    pub script: String,
+}
+
+/// An image of the output layout.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Image {
+    /// A step whose `/out` is the image's root.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A directory of the recipe that is the image's root.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Layer compression: `gzip`, `zstd` or `none`, optionally `:LEVEL`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+}
+
+fn default_compression() -> String {
+    "gzip".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    recipe: Meta,
+    #[serde(default)]
+    sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    steps: BTreeMap<String, Step>,
+    #[serde(default)]
+    images: BTreeMap<String, Image>,
+}
+
+impl Recipe {
+    /// Reads `DIR/kiln.toml`.
+    pub fn load(dir: &Path) -> Result<Recipe> {
+        let path = dir.join(FILE_NAME);
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+        Recipe::parse(dir, &path, &text)
+    }
+
+    /// Parses recipe text; `path` names it in errors.
+    pub fn parse(dir: &Path, path: &Path, text: &str) -> Result<Recipe> {
+        let file: File = toml::from_str(text).map_err(|error| Error::Recipe {
+            path: path.to_owned(),
+            line: error.span().map(|span| line_of(text, span.start)),
+            reason: error.message().to_owned(),
+        })?;
+        let recipe = Recipe {
+            dir: dir.to_owned(),
+            meta: file.recipe,
+            sources: file.sources,
+            steps: file.steps,
+            images: file.images,
+        };
+        recipe.check(path)?;
+        Ok(recipe)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let invalid = |reason: String| Error::Recipe { path: path.to_owned(), line: None, reason };
+        for (name, source) in &self.sources {
+            check_name(name).map_err(|r| invalid(format!("source {name:?}: {r}")))?;
+            if self.steps.contains_key(name) {
+                return Err(invalid(format!("{name:?} names both a source and a step")));
+            }
+            match (&source.path, &source.url) {
+                (Some(_), None) => {}
+                (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
+                (None, Some(url)) => {
+                    return Err(invalid(format!("source {name:?}: url {url:?} is not http(s)")));
+                }
+                _ => return Err(invalid(format!("source {name:?}: give exactly one of path and url"))),
+            }
+            for (algorithm, value, length) in
+                [("sha256", &source.sha256, 64), ("sha512", &source.sha512, 128)]
+            {
+                if let Some(value) = value
+                    && (value.len() != length
+                        || !value.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+                {
+                    return Err(invalid(format!(
+                        "source {name:?}: {algorithm} must be {length} lowercase hex digits"
+                    )));
+                }
+            }
+            let local_dir = source.path.as_ref().is_some_and(|p| self.dir.join(p).is_dir());
+            let pinned = source.sha256.is_some() || source.sha512.is_some();
+            if local_dir && (pinned || source.unpack) {
+                return Err(invalid(format!(
+                    "source {name:?} is a directory of the recipe: it is used as it is, without a pin or unpack"
+                )));
+            }
+            if !local_dir && !pinned {
+                return Err(invalid(format!(
+                    "source {name:?} is not pinned: add sha256 = \"…\" or sha512 = \"…\""
+                )));
+            }
+        }
+        for (name, step) in &self.steps {
+            check_name(name).map_err(|r| invalid(format!("step {name:?}: {r}")))?;
+            for input in &step.inputs {
+                if !self.sources.contains_key(input) && !self.steps.contains_key(input) {
+                    return Err(invalid(format!(
+                        "step {name:?}: input {input:?} is neither a source nor a step"
+                    )));
+                }
+            }
+        }
+        self.order().map_err(invalid)?;
+        for (name, image) in &self.images {
+            match (&image.from, &image.dir) {
+                (Some(step), None) if self.steps.contains_key(step) => {}
+                (Some(step), None) => return Err(invalid(format!("image {name:?}: no step {step:?}"))),
+                (None, Some(_)) => {}
+                _ => return Err(invalid(format!("image {name:?}: give exactly one of from and dir"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps in an order where every step comes after its inputs (by name among equals).
+    pub fn order(&self) -> std::result::Result<Vec<String>, String> {
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        let mut order = Vec::new();
+        while order.len() < self.steps.len() {
+            let ready = self.steps.iter().find(|(name, step)| {
+                !done.contains(name.as_str())
+                    && step.inputs.iter().all(|i| self.sources.contains_key(i) || done.contains(i.as_str()))
+            });
+            let Some((name, _)) = ready else {
+                let stuck: Vec<&str> =
+                    self.steps.keys().map(String::as_str).filter(|s| !done.contains(s)).collect();
+                return Err(format!("steps depend on each other in a cycle: {}", stuck.join(", ")));
+            };
+            done.insert(name);
+            order.push(name.clone());
+        }
+        Ok(order)
+    }
+
+    /// A source's file path, for a `path` source.
+    pub fn source_path(&self, source: &Source) -> Option<PathBuf> {
+        source.path.as_ref().map(|p| self.dir.join(p))
+    }
+}
+
+fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.starts_with('.');
+    if ok { Ok(()) } else { Err("names use a-z, 0-9, '-', '_' and '.', not first") }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}

@@ -1,0 +1,263 @@
+//! Sources: fetched into the cache, verified against their pins, extracted when asked.
+//!
+//! A `path` source is copied into the cache, an `http(s)` source downloaded into it, both
+//! hashed on the way and renamed into place only when the checksum matches the recipe. A
+//! cached file is checked again before each use, so a damaged cache entry is fetched anew.
+//! `--offline` uses the cache only. `--source NAME=PATH` replaces a source for local
+//! development: a directory is used as the extracted tree, a file as the source file, neither
+//! checked against the pin.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::extract::{self, Options};
+use crate::recipe::{Recipe, Source};
+
+/// How sources are obtained.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Use the cache only.
+    pub offline: bool,
+    /// Local replacements by source name.
+    pub overrides: std::collections::BTreeMap<String, PathBuf>,
+}
+
+/// A source ready for the steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The file or extracted tree the steps see.
+    pub path: PathBuf,
+    /// What the steps' cache keys use: the pinned SHA-256 or SHA-512 (`sha256:…`), or for an
+    /// override the digest of what is there now.
+    pub identity: String,
+    /// SHA-256 of the file (not of an override directory).
+    pub sha256: Option<String>,
+    /// Size of the file in bytes.
+    pub size: Option<u64>,
+    /// Whether a local override replaced it.
+    pub overridden: bool,
+}
+
+/// The digest a source's pin promises, as `algorithm:hex` (SHA-256 when both are given).
+pub fn pinned_identity(source: &Source) -> String {
+    match (&source.sha256, &source.sha512) {
+        (Some(sha256), _) => format!("sha256:{sha256}"),
+        (None, Some(sha512)) => format!("sha512:{sha512}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Whether a source is a directory of the recipe itself: used in place, identified by its
+/// content, never pinned or locked.
+pub fn is_local_dir(recipe: &Recipe, source: &Source) -> bool {
+    source.url.is_none() && recipe.source_path(source).is_some_and(|path| path.is_dir())
+}
+
+/// The identity a step's key uses for a source: its pin, or the content of a local directory.
+pub fn identity(recipe: &Recipe, source: &Source) -> Result<String> {
+    match recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
+        Some(path) => Ok(format!("tree:sha256:{}", crate::tree::digest(&path)?)),
+        None => Ok(pinned_identity(source)),
+    }
+}
+
+/// Makes source `name` available: cached, verified, extracted if the recipe says so.
+pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions) -> Result<Fetched> {
+    let source = &recipe.sources[name];
+    if let Some(path) = recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
+        return Ok(Fetched {
+            identity: identity(recipe, source)?,
+            path,
+            sha256: None,
+            size: None,
+            overridden: false,
+        });
+    }
+    if let Some(path) = options.overrides.get(name) {
+        let digest = crate::tree::digest(path)?;
+        let is_file = path.is_file();
+        return Ok(Fetched {
+            path: path.clone(),
+            identity: format!("override:sha256:{digest}"),
+            sha256: is_file.then(|| digest.clone()),
+            size: if is_file { fs::metadata(path).ok().map(|m| m.len()) } else { None },
+            overridden: true,
+        });
+    }
+    let _lock = cache.lock(&format!("source-{}", pinned_identity(source).replace(':', "-")))?;
+    let file = match cached(cache, source)? {
+        Some(file) => file,
+        None if options.offline => {
+            return Err(Error::Offline {
+                name: name.to_owned(),
+                origin: origin(recipe, source),
+                cache: cache.root().to_owned(),
+            });
+        }
+        None => download(recipe, name, source, cache)?,
+    };
+    let size = fs::metadata(&file).map_err(|e| Error::Read { path: file.clone(), source: e })?.len();
+    let sha256 = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let path = if source.unpack {
+        let sha = sha256.clone().unwrap_or_default();
+        let tree = cache.unpacked(&sha, source.strip_components);
+        if !tree.is_dir() {
+            let options = Options { strip_components: source.strip_components, ..Options::default() };
+            extract::extract(&file, &tree, options)?;
+        }
+        tree
+    } else {
+        file
+    };
+    Ok(Fetched { path, identity: pinned_identity(source), sha256, size: Some(size), overridden: false })
+}
+
+/// Where the source comes from, for messages.
+pub fn origin(recipe: &Recipe, source: &Source) -> String {
+    match (&source.url, recipe.source_path(source)) {
+        (Some(url), _) => url.clone(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+/// The cached file for a source, if present and still matching its pin.
+fn cached(cache: &Cache, source: &Source) -> Result<Option<PathBuf>> {
+    let candidates: Vec<PathBuf> = match (&source.sha256, &source.sha512) {
+        (Some(sha256), _) => vec![cache.source(sha256)],
+        // Pinned by SHA-512 only: the cache is indexed by SHA-256, so look the pin up.
+        (None, Some(sha512)) => {
+            fs::read_to_string(cache.root().join("sources").join(format!("sha512-{sha512}")))
+                .ok()
+                .map(|sha256| vec![cache.source(sha256.trim())])
+                .unwrap_or_default()
+        }
+        (None, None) => Vec::new(),
+    };
+    for file in candidates {
+        if !file.is_file() {
+            continue;
+        }
+        let (sha256, sha512) = hash_file(&file)?;
+        let matches = source.sha256.as_ref().is_none_or(|s| *s == sha256)
+            && source.sha512.as_ref().is_none_or(|s| *s == sha512)
+            && file.file_name().is_some_and(|n| n.to_string_lossy() == sha256);
+        if matches {
+            return Ok(Some(file));
+        }
+        // A damaged entry: fetch it again.
+        fs::remove_file(&file).map_err(|e| Error::Write { path: file.clone(), source: e })?;
+    }
+    Ok(None)
+}
+
+fn hash_file(path: &Path) -> Result<(String, String)> {
+    let mut file = fs::File::open(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    let mut hashes = Hashes::default();
+    io::copy(&mut file, &mut hashes).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    Ok(hashes.finish())
+}
+
+#[derive(Default)]
+struct Hashes {
+    sha256: Sha256,
+    sha512: Sha512,
+}
+
+impl Hashes {
+    fn finish(self) -> (String, String) {
+        (hex::encode(self.sha256.finalize()), hex::encode(self.sha512.finalize()))
+    }
+}
+
+impl Write for Hashes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sha256.update(buf);
+        self.sha512.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Copies or downloads a source into the cache, hashing on the way; keeps it only if it
+/// matches the pin.
+fn download(recipe: &Recipe, name: &str, source: &Source, cache: &Cache) -> Result<PathBuf> {
+    let temp_dir = cache.temp_dir()?;
+    let temp = temp_dir.path().join("download");
+    let origin = origin(recipe, source);
+    let mut out = fs::File::create(&temp).map_err(|e| Error::Write { path: temp.clone(), source: e })?;
+    let mut tee = Tee { file: &mut out, hashes: Hashes::default() };
+    let copy_error = |reason: String| Error::Fetch { name: name.to_owned(), origin: origin.clone(), reason };
+    match (&source.url, recipe.source_path(source)) {
+        (Some(url), _) => {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_connect(Some(std::time::Duration::from_secs(30)))
+                .timeout_recv_body(None)
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let mut response = agent.get(url).call().map_err(|e| copy_error(e.to_string()))?;
+            let status = response.status().as_u16();
+            if status != 200 {
+                return Err(copy_error(format!("the server answered {status}")));
+            }
+            let mut body = response.body_mut().with_config().limit(u64::MAX).reader();
+            io::copy(&mut body, &mut tee).map_err(|e| copy_error(e.to_string()))?;
+        }
+        (None, Some(path)) => {
+            let mut file =
+                fs::File::open(&path).map_err(|e| Error::Read { path: path.clone(), source: e })?;
+            io::copy(&mut file, &mut tee).map_err(|e| copy_error(e.to_string()))?;
+        }
+        (None, None) => return Err(copy_error("no path or url".into())),
+    }
+    let (sha256, sha512) = tee.hashes.finish();
+    out.sync_all().map_err(|e| Error::Write { path: temp.clone(), source: e })?;
+    for (algorithm, expected, actual) in
+        [("sha256", &source.sha256, &sha256), ("sha512", &source.sha512, &sha512)]
+    {
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(Error::ChecksumMismatch {
+                name: name.to_owned(),
+                origin,
+                algorithm,
+                expected: expected.clone(),
+                actual: actual.clone(),
+            });
+        }
+    }
+    let target = cache.source(&sha256);
+    fs::rename(&temp, &target).map_err(|e| Error::Write { path: target.clone(), source: e })?;
+    if let Some(sha512) = &source.sha512 {
+        let index = cache.root().join("sources").join(format!("sha512-{sha512}"));
+        fs::write(&index, &sha256).map_err(|e| Error::Write { path: index, source: e })?;
+    }
+    Ok(target)
+}
+
+struct Tee<'a> {
+    file: &'a mut fs::File,
+    hashes: Hashes,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hashes.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}

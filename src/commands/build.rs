@@ -1,0 +1,49 @@
+//! `kiln build` and `kiln lock`.
+
+use std::num::NonZeroUsize;
+
+use anyhow::Context;
+use kiln_builder::build::{self, BuildOptions};
+use kiln_builder::cache::Cache;
+use kiln_builder::recipe::Recipe;
+use kiln_builder::sandbox::Namespaces;
+use kiln_builder::source::FetchOptions;
+
+use crate::cli::{BuildArgs, LockArgs, SourceArgs};
+use crate::exit::Exit;
+use crate::{output, progress};
+
+fn fetch_options(args: SourceArgs) -> FetchOptions {
+    FetchOptions { offline: args.offline, overrides: args.overrides.into_iter().collect() }
+}
+
+pub(crate) fn run(args: BuildArgs) -> anyhow::Result<Exit> {
+    let recipe = Recipe::load(&args.recipe)?;
+    let threads =
+        args.threads.or_else(|| std::thread::available_parallelism().ok()).unwrap_or(NonZeroUsize::MIN);
+    let options = BuildOptions {
+        out: args.out.clone(),
+        cache: Cache::open(None)?,
+        fetch: fetch_options(args.sources),
+        isolation: &Namespaces,
+        threads,
+    };
+    let reporter = progress::BuildProgress::new();
+    let built = build::build(&recipe, &options, &reporter)
+        .with_context(|| format!("cannot build {}", args.recipe.display()))?;
+    reporter.finish();
+    output::built(&built, args.json)?;
+    Ok(Exit::Success)
+}
+
+pub(crate) fn lock(args: LockArgs) -> anyhow::Result<Exit> {
+    let recipe = Recipe::load(&args.recipe)?;
+    let lock = kiln_builder::lock::lock(&recipe, &Cache::open(None)?, &fetch_options(args.sources))
+        .with_context(|| format!("cannot lock {}", args.recipe.display()))?;
+    output::messages(&[format!(
+        "wrote {} ({} sources)",
+        args.recipe.join(kiln_builder::lock::FILE_NAME).display(),
+        lock.sources.len()
+    )]);
+    Ok(Exit::Success)
+}

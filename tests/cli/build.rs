@@ -1,0 +1,390 @@
+//! `kiln build` and `kiln lock`: the smoke recipe end to end, the step cache, sources over HTTP,
+//! and builds killed at random points.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support;
+
+/// A copy of recipes/smoke in `dir`, so the test may change it.
+fn smoke_copy(dir: &Path) -> PathBuf {
+    let recipe = dir.join("smoke");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    support::ok(Command::new("cp").arg("-R").arg(source).arg(&recipe));
+    recipe
+}
+
+/// `kiln build RECIPE --out OUT` with its own cache.
+fn build(recipe: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Output {
+    support::run(
+        support::kiln()
+            .env("KILN_CACHE", cache)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .arg("build")
+            .arg(recipe)
+            .arg("--out")
+            .arg(out)
+            .args(extra),
+    )
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn built_ok(recipe: &Path, out: &Path, cache: &Path) -> (String, String) {
+    let output = build(recipe, out, cache, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    (stdout(&output), stderr(&output))
+}
+
+#[test]
+fn the_smoke_recipe_builds_and_an_unchanged_rebuild_runs_nothing() {
+    if !support::require_tool("musl-gcc") {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = smoke_copy(work.path());
+    let (cache, out) = (work.path().join("cache"), work.path().join("out"));
+    let (first, log) = built_ok(&recipe, &out, &cache);
+    assert!(first.starts_with("kiln-smoke:dev sha256:"), "{first}");
+    assert!(log.contains("built  greet") && log.contains("built  extension"), "{log}");
+
+    let started = Instant::now();
+    let (second, log) = built_ok(&recipe, &out, &cache);
+    let noop = started.elapsed();
+    assert_eq!(first, second);
+    assert!(
+        log.contains("cached greet") && log.contains("cached extension") && !log.contains("built"),
+        "{log}"
+    );
+    support::eprintln_skip(&format!("(figure) no-op rebuild of the smoke recipe: {noop:?}"));
+
+    // The image holds the musl-static program the recipe compiled; it runs.
+    let bundle = work.path().join("bundle");
+    if support::require_tool("umoci") {
+        support::ok(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:kiln-smoke:dev", out.display()))
+                .arg(&bundle),
+        );
+        let greet = bundle.join("rootfs/rootfs/usr/local/bin/kiln-greet");
+        assert_eq!(support::ok(Command::new(greet).arg("CI")), "hello, CI, from a kiln-built library\n");
+        assert!(bundle.join("rootfs/manifest.yaml").is_file());
+    }
+
+    // JSON names every step and image.
+    let json: Value = serde_json::from_str(&stdout(&build(&recipe, &out, &cache, &["--json"]))).unwrap();
+    let steps: Vec<(&str, bool)> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["cached"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(steps, [("greet", true), ("extension", true)]);
+    assert_eq!(format!("kiln-smoke:dev {}\n", json["images"][0]["digest"].as_str().unwrap()), first);
+}
+
+#[test]
+fn a_changed_input_reruns_only_the_steps_that_depend_on_it() {
+    if !support::require_tool("musl-gcc") {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = smoke_copy(work.path());
+    let (cache, out) = (work.path().join("cache"), work.path().join("out"));
+    let (first, _) = built_ok(&recipe, &out, &cache);
+
+    // The extension's files feed only the `extension` step.
+    let manifest = recipe.join("extension/manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace("version: 0.1.0", "version: 0.1.1")).unwrap();
+    let (second, log) = built_ok(&recipe, &out, &cache);
+    assert!(log.contains("cached greet") && log.contains("built  extension"), "{log}");
+    assert_ne!(first, second);
+
+    // A change to `greet` that does not change what it makes leaves `extension` cached.
+    let toml = recipe.join("kiln.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    fs::write(&toml, text.replace("make -C src\n", "make -C src  # the same build\n")).unwrap();
+    let (third, log) = built_ok(&recipe, &out, &cache);
+    assert!(log.contains("built  greet") && log.contains("cached extension"), "{log}");
+    assert_eq!(second, third);
+
+    // --source replaces a source with a local tree for development, unpinned.
+    let local = work.path().join("libgreet");
+    fs::create_dir(&local).unwrap();
+    support::ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(recipe.join("sources/libgreet-1.0.tar.gz"))
+            .args(["--strip-components=1", "-C"])
+            .arg(&local),
+    );
+    let greet = local.join("greet.c");
+    fs::write(&greet, fs::read_to_string(&greet).unwrap().replace("hello", "hi")).unwrap();
+    let source = format!("libgreet={}", local.display());
+    let output = build(&recipe, &out, &cache, &["--source", &source]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("built  greet") && stderr(&output).contains("built  extension"));
+    assert_ne!(stdout(&output), third);
+    let (back, log) = built_ok(&recipe, &out, &cache);
+    assert_eq!(back, third, "without the override, the pinned source again");
+    assert!(log.contains("cached greet"), "{log}");
+
+    // SOURCE_DATE_EPOCH is an input of every step.
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", &cache)
+            .env("SOURCE_DATE_EPOCH", "1")
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(stderr(&output).contains("built  greet") && stderr(&output).contains("built  extension"));
+}
+
+#[test]
+fn builds_killed_at_random_points_leave_nothing_corrupt() {
+    if !support::require_tool("musl-gcc") {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = smoke_copy(work.path());
+    let out = work.path().join("out");
+    let started = Instant::now();
+    let (reference, _) = built_ok(&recipe, &out, &work.path().join("reference-cache"));
+    let cold = started.elapsed();
+    // Kill points spread over a cold build (fetch, both steps, packing), each with a cold cache
+    // and the same output layout; a pseudo-random jitter varies them from run to run.
+    let rounds = 8u32;
+    let jitter = u64::from(std::process::id() % 97);
+    for round in 0..rounds {
+        let cache = work.path().join(format!("cache-{round}"));
+        let delay = cold.mul_f64(f64::from(round) / f64::from(rounds))
+            + Duration::from_millis(jitter % 7 * round as u64);
+        let mut child = support::kiln()
+            .env("KILN_CACHE", &cache)
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (after, _) = built_ok(&recipe, &out, &cache);
+        assert_eq!(after, reference, "round {round}, killed after {delay:?}");
+        // The layout is whole: skopeo reads every blob of the image.
+        if support::require_tool("skopeo") {
+            support::ok(
+                Command::new("skopeo").arg("inspect").arg(format!("oci:{}:kiln-smoke:dev", out.display())),
+            );
+        }
+    }
+}
+
+/// Serves `files` (path → bytes) over HTTP on loopback, one request per connection, until the
+/// process ends. Returns `http://127.0.0.1:PORT`.
+fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let response = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    address
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A one-step recipe copying source `src` (from `url`, pinned `sha256`) to /out.
+fn url_recipe(dir: &Path, url: &str, sha256: &str, unpack: bool) -> PathBuf {
+    let recipe = dir.join("recipe");
+    fs::create_dir_all(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        format!(
+            "[recipe]\nname = \"url\"\n\n[sources.src]\nurl = \"{url}\"\nsha256 = \"{sha256}\"\nunpack = {unpack}\n\n\
+             [steps.copy]\ninputs = [\"src\"]\nscript = \"cp -R /inputs/src /out/src\"\n\n\
+             [images.\"copied:v1\"]\nfrom = \"copy\"\n"
+        ),
+    )
+    .unwrap();
+    recipe
+}
+
+#[test]
+fn url_sources_are_pinned_cached_and_offline_says_what_is_missing() {
+    let tarball = support::ok_bytes(Command::new("tar").args([
+        "-C",
+        env!("CARGO_MANIFEST_DIR"),
+        "-czf",
+        "-",
+        "recipes/smoke/extension",
+    ]));
+    let server = serve(vec![("/release.tar.gz", tarball.clone())]);
+    let url = format!("{server}/release.tar.gz");
+    let work = support::tempdir();
+    let (cache, out) = (work.path().join("cache"), work.path().join("out"));
+
+    // A wrong pin: refused, both digests shown, nothing cached.
+    let wrong = "0".repeat(64);
+    let recipe = url_recipe(&work.path().join("wrong"), &url, &wrong, true);
+    let output = build(&recipe, &out, &cache, &[]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{message}");
+    assert!(
+        message.contains(&wrong) && message.contains(&sha256_hex(&tarball)) && message.contains(&url),
+        "{message}"
+    );
+    assert_eq!(fs::read_dir(cache.join("sources/sha256")).unwrap().count(), 0);
+    assert!(!recipe.join("kiln.lock").exists());
+
+    // The right pin builds and writes the lock; offline, the warm cache is enough.
+    let recipe = url_recipe(&work.path().join("right"), &url, &sha256_hex(&tarball), true);
+    built_ok(&recipe, &out, &cache);
+    let lock = fs::read_to_string(recipe.join("kiln.lock")).unwrap();
+    assert!(lock.contains(&url) && lock.contains(&format!("size = {}", tarball.len())), "{lock}");
+    assert!(build(&recipe, &out, &cache, &["--offline"]).status.success());
+
+    // Offline with a cold cache: the source, where it comes from and what to do.
+    let output = build(&recipe, &out, &work.path().join("cold"), &["--offline"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{message}");
+    assert!(
+        message.contains("source \"src\"") && message.contains(&url) && message.contains("hint:"),
+        "{message}"
+    );
+
+    // A damaged cache entry is fetched again.
+    let cached = cache.join("sources/sha256").join(sha256_hex(&tarball));
+    fs::write(&cached, b"damaged").unwrap();
+    fs::remove_dir_all(cache.join("steps")).unwrap();
+    fs::create_dir(cache.join("steps")).unwrap();
+    fs::remove_dir_all(cache.join("unpacked")).unwrap();
+    fs::create_dir(cache.join("unpacked")).unwrap();
+    built_ok(&recipe, &out, &cache);
+    assert_eq!(fs::read(&cached).unwrap(), tarball);
+
+    // The recipe changed against its lock: refused until `kiln lock`.
+    let toml = recipe.join("kiln.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    fs::write(&toml, text.replace(&url, &format!("{url}?mirror"))).unwrap();
+    let output = build(&recipe, &out, &cache, &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("does not match kiln.lock") && message.contains("kiln lock"), "{message}");
+}
+
+/// A gzip tarball with one hostile member, made by Python's tarfile (GNU tar will not write
+/// some of these): `file NAME`, `symlink NAME TARGET` or `hardlink NAME TARGET`.
+fn hostile_tarball(kind: &str, name: &str, target: &str) -> Vec<u8> {
+    let script = r#"
+import io, sys, tarfile
+kind, name, target = sys.argv[1:4]
+out = io.BytesIO()
+with tarfile.open(fileobj=out, mode="w:gz") as tar:
+    tar.addfile(tarfile.TarInfo("ok"), io.BytesIO(b""))
+    info = tarfile.TarInfo(name)
+    data = b""
+    if kind == "file":
+        data = b"escaped"
+        info.size = len(data)
+    elif kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, target
+    else:
+        info.type, info.linkname = tarfile.LNKTYPE, target
+    tar.addfile(info, io.BytesIO(data))
+sys.stdout.buffer.write(out.getvalue())
+"#;
+    support::ok_bytes(Command::new("python3").args(["-c", script, kind, name, target]))
+}
+
+#[test]
+fn a_hostile_source_tarball_is_refused_without_writing_outside() {
+    if !support::require_tool("python3") {
+        return;
+    }
+    let work = support::tempdir();
+    let cases = [
+        (hostile_tarball("file", "../../x", ""), "'..'"),
+        (hostile_tarball("symlink", "etc", "/etc"), "absolute path \"/etc\""),
+        (hostile_tarball("hardlink", "passwd", "/etc/passwd"), "absolute path \"/etc/passwd\""),
+    ];
+    for (i, (tarball, reason)) in cases.into_iter().enumerate() {
+        let server = serve(vec![("/evil.tar.gz", tarball.clone())]);
+        let dir = work.path().join(format!("case{i}"));
+        let recipe =
+            url_recipe(&dir.join("deep/er"), &format!("{server}/evil.tar.gz"), &sha256_hex(&tarball), true);
+        let output = build(&recipe, &dir.join("out"), &dir.join("cache"), &[]);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(3), "case {i}: {message}");
+        assert!(message.contains("refusing entry") && message.contains(reason), "case {i}: {message}");
+        assert!(fs::read_dir(dir.join("cache/unpacked")).unwrap().next().is_none(), "case {i}");
+        assert!(!dir.join("deep/x").exists() && !dir.join("x").exists(), "case {i}");
+    }
+}
+
+#[test]
+fn a_failing_step_shows_its_last_lines_and_keeps_its_log() {
+    let work = support::tempdir();
+    let recipe = work.path().join("recipe");
+    fs::create_dir_all(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        "[recipe]\nname = \"fails\"\n\n[steps.broken]\nscript = \"\"\"\necho compiling\necho 'error: no such thing' >&2\nexit 2\n\"\"\"\n",
+    )
+    .unwrap();
+    let cache = work.path().join("cache");
+    let output = build(&recipe, &work.path().join("out"), &cache, &[]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{message}");
+    assert!(message.contains("exit code 2") && message.contains("| error: no such thing"), "{message}");
+    let log = cache.join("logs/fails-broken.log");
+    assert!(message.contains(&log.display().to_string()), "{message}");
+    assert_eq!(fs::read_to_string(log).unwrap(), "compiling\nerror: no such thing\n");
+
+    // A recipe error names the file and line.
+    fs::write(recipe.join("kiln.toml"), "[recipe]\nname = \"x\"\n\n[steps.a]\nscript = 3\n").unwrap();
+    let output = build(&recipe, &work.path().join("out"), &cache, &[]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("kiln.toml:5"), "{}", stderr(&output));
+}
