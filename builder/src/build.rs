@@ -286,7 +286,7 @@ impl Run<'_> {
         let output = crate::tree::digest(&out)?;
         // The entry is the step's out/, log and meta.json; /build goes.
         let build = temp.path().join("build");
-        make_removable(&build);
+        crate::extract::make_writable(&build);
         fs::remove_dir_all(&build).map_err(|source| Error::Write { path: build.clone(), source })?;
         let meta = serde_json::to_vec(&Meta { key: key.clone(), output: output.clone() })
             .map_err(|e| Error::Sandbox { reason: e.to_string() })?;
@@ -312,24 +312,7 @@ fn cached_output(entry: &Path) -> Result<Option<String>> {
 
 /// Removes a damaged entry so the step runs again.
 fn discard(entry: &Path) -> Result<Option<String>> {
-    make_removable(entry);
+    crate::extract::make_writable(entry);
     fs::remove_dir_all(entry).map_err(|source| Error::Write { path: entry.to_owned(), source })?;
     Ok(None)
-}
-
-/// Gives the owner write permission on every directory below `root`, which a step may have
-/// made read-only.
-fn make_removable(root: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(entries) = fs::read_dir(root) else { return };
-    if let Ok(meta) = fs::symlink_metadata(root)
-        && meta.is_dir()
-    {
-        let _ = fs::set_permissions(root, fs::Permissions::from_mode(meta.permissions().mode() | 0o700));
-    }
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            make_removable(&entry.path());
-        }
-    }
 }

@@ -4,7 +4,8 @@
 //! `~/.cache/kiln`):
 //!
 //! - `sources/sha256/<hex>`: source files by content;
-//! - `unpacked/<hex>-strip<N>/`: extracted source trees;
+//! - `images/<hex>/`: image sources by manifest digest, each an OCI layout;
+//! - `unpacked/<hex>-strip<N>/`, `unpacked/<hex>-strip0.image/`: extracted sources;
 //! - `steps/<key>/`: a step's `out/` tree, `log` and `meta.json`, by input key;
 //! - `locks/`: one lock file per entry being made; `tmp/`: work in progress;
 //! - `logs/`: the log of the last failed run of each step.
@@ -39,7 +40,7 @@ impl Cache {
                 reason: "no cache directory: set KILN_CACHE, XDG_CACHE_HOME or HOME".into(),
             })?,
         };
-        for sub in ["sources/sha256", "unpacked", "steps", "locks", "tmp", "logs"] {
+        for sub in ["sources/sha256", "images", "unpacked", "steps", "locks", "tmp", "logs"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir, source })?;
         }
@@ -54,6 +55,11 @@ impl Cache {
     /// Where a source file with this SHA-256 lives.
     pub fn source(&self, sha256: &str) -> PathBuf {
         self.root.join("sources/sha256").join(sha256)
+    }
+
+    /// Where a pulled image source lives (an OCI layout).
+    pub fn image(&self, sha256: &str) -> PathBuf {
+        self.root.join("images").join(sha256)
     }
 
     /// Where an extracted source lives.

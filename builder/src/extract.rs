@@ -37,11 +37,14 @@ pub struct Options {
     pub absolute_links: AbsoluteLinks,
     /// Leading path components dropped from every entry (`tar --strip-components`).
     pub strip_components: usize,
+    /// Apply OCI whiteouts (`.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory) and
+    /// let an entry replace a directory, as image layers stacked on one another do.
+    pub whiteouts: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { absolute_links: AbsoluteLinks::Refuse, strip_components: 0 }
+        Options { absolute_links: AbsoluteLinks::Refuse, strip_components: 0, whiteouts: false }
     }
 }
 
@@ -110,6 +113,40 @@ pub fn extract(archive: &Path, dest: &Path, options: Options) -> Result<Extracte
     into_place(dest, |root| extract_tar(archive, reader, root, options))
 }
 
+/// Extracts the image `reference` of the OCI layout at `layout` — its layers in order, with
+/// whiteouts; for an index, its `linux/amd64` image — into `dest`, which must not exist yet.
+pub fn extract_image(layout: &Path, reference: &str, dest: &Path) -> Result<Extracted> {
+    use kiln_layers::oci::{layout::Layout, media_type};
+    let layout = Layout::open(layout)?;
+    let mut descriptor = layout.find(reference)?.clone();
+    while media_type::is_index(&descriptor.media_type) {
+        let index = layout.nested_index(&descriptor)?;
+        let amd64 = index
+            .manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"));
+        descriptor = amd64.or(index.manifests.first()).cloned().ok_or_else(|| Error::CorruptArchive {
+            archive: layout.blob_path(&descriptor.digest),
+            entry: None,
+            reason: "an image index without a linux/amd64 image".into(),
+        })?;
+    }
+    let manifest = layout.manifest(&descriptor)?;
+    let options =
+        Options { absolute_links: AbsoluteLinks::RelativeToRoot, strip_components: 0, whiteouts: true };
+    into_place(dest, |root| {
+        let mut total = Extracted::default();
+        for layer in &manifest.layers {
+            let path = layout.blob_path(&layer.digest);
+            let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+            let extracted = extract_tar(&path, BufReader::with_capacity(1 << 20, file), root, options)?;
+            total.entries += extracted.entries;
+            total.bytes += extracted.bytes;
+        }
+        Ok(total)
+    })
+}
+
 /// Runs `extract` into a temporary directory beside `dest`, then renames it to `dest`.
 pub(crate) fn into_place(dest: &Path, extract: impl FnOnce(&Path) -> Result<Extracted>) -> Result<Extracted> {
     if fs::symlink_metadata(dest).is_ok() {
@@ -174,6 +211,20 @@ fn relative_to_root(link: &Path, target: &Path) -> PathBuf {
     if path.as_os_str().is_empty() { PathBuf::from(".") } else { path }
 }
 
+/// Gives the owner write permission on `root` and every directory below it.
+pub(crate) fn make_writable(root: &Path) {
+    if let Ok(meta) = fs::symlink_metadata(root)
+        && meta.is_dir()
+    {
+        let _ = fs::set_permissions(root, fs::Permissions::from_mode(meta.permissions().mode() | 0o700));
+        for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&entry.path());
+            }
+        }
+    }
+}
+
 /// Writes entries under `root`, never through a link.
 struct Writer<'a> {
     archive: &'a Path,
@@ -194,6 +245,9 @@ impl Writer<'_> {
             return Ok(());
         }
         let Some(relative) = self.relative(&name, &raw_name)? else { return Ok(()) };
+        if self.options.whiteouts && self.whiteout(&name, &relative)? {
+            return Ok(());
+        }
         let path = self.root.join(&relative);
         let header = entry.header();
         let mode = header.mode().map_err(|e| self.corrupt(Some(&name), &e))? & 0o1777;
@@ -264,6 +318,33 @@ impl Writer<'_> {
         }
         self.extracted.entries += 1;
         Ok(())
+    }
+
+    /// Applies `relative` if it is a whiteout; says whether it was one.
+    fn whiteout(&self, name: &str, relative: &Path) -> Result<bool> {
+        let Some(file_name) = relative.file_name().map(|n| n.as_bytes()) else { return Ok(false) };
+        let Some(hidden) = file_name.strip_prefix(b".wh.") else { return Ok(false) };
+        self.parents(name, relative)?;
+        let parent = self.root.join(relative.parent().unwrap_or(Path::new("")));
+        let doomed: Vec<PathBuf> = if hidden == b".wh..opq" {
+            fs::read_dir(&parent)
+                .map_err(|source| Error::Read { path: parent.clone(), source })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .collect()
+        } else {
+            vec![parent.join(std::ffi::OsStr::from_bytes(hidden))]
+        };
+        for path in doomed {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {
+                    make_writable(&path);
+                    fs::remove_dir_all(&path).map_err(|source| self.write_error(&path, source))?;
+                }
+                Ok(_) => self.remove(&path)?,
+                Err(_) => {}
+            }
+        }
+        Ok(true)
     }
 
     fn finish(self) -> Result<Extracted> {
@@ -370,6 +451,10 @@ impl Writer<'_> {
     /// (a later entry wins, as in tar); a directory is refused.
     fn replace(&self, path: &Path) -> Result<()> {
         match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() && self.options.whiteouts => {
+                make_writable(path);
+                fs::remove_dir_all(path).map_err(|source| self.write_error(path, source))
+            }
             Ok(meta) if meta.is_dir() => Err(Error::Write {
                 path: path.to_owned(),
                 source: io::Error::new(

@@ -62,9 +62,7 @@ impl Lock {
                 Some((
                     name.clone(),
                     LockedSource {
-                        origin: source.url.clone().unwrap_or_else(|| {
-                            source.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-                        }),
+                        origin: source::recipe_origin(source),
                         sha256: fetched.sha256.clone().unwrap_or_default(),
                         sha512: source.sha512.clone(),
                         size: fetched.size.unwrap_or(0),
@@ -121,17 +119,18 @@ impl Lock {
                 return Err(mismatch(name, "it is not in kiln.lock".into()));
             };
             let origin = source::origin(recipe, source);
-            let recipe_origin = source
-                .url
-                .clone()
-                .unwrap_or_else(|| source.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+            let recipe_origin = source::recipe_origin(source);
             if locked.origin != recipe_origin {
                 return Err(mismatch(
                     name,
                     format!("the recipe takes it from {origin}, kiln.lock from {}", locked.origin),
                 ));
             }
-            if let Some(sha256) = &source.sha256
+            let pinned_sha256 = source
+                .sha256
+                .clone()
+                .or_else(|| source::image_digest(source).map(|d| d.encoded().to_owned()));
+            if let Some(sha256) = &pinned_sha256
                 && *sha256 != locked.sha256
             {
                 return Err(mismatch(

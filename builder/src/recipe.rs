@@ -14,6 +14,10 @@
 //! unpack = true                       # extract (tar.*, .deb) instead of using the file as is
 //! strip-components = 1
 //!
+//! [sources.base]                      # an OCI image, pinned by its digest
+//! image = "ghcr.io/org/base@sha256:…"
+//! unpack = true                       # its layers applied in order, else the OCI layout
+//!
 //! [steps.compile]                     # a shell script in the sandbox
 //! inputs = ["greeting"]               # sources and steps, read-only at /inputs/<name>
 //! env = { CFLAGS = "-O2" }
@@ -73,6 +77,12 @@ pub struct Source {
     /// An `http://` or `https://` URL.
     #[serde(default)]
     pub url: Option<String>,
+    /// An OCI image, `REGISTRY/REPOSITORY@sha256:…`: the digest is its pin.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Talk plain HTTP to the image's registry (a lab or loopback registry).
+    #[serde(default)]
+    pub insecure_http: bool,
     /// Expected SHA-256 (hex).
     #[serde(default)]
     pub sha256: Option<String>,
@@ -166,13 +176,31 @@ impl Recipe {
             if self.steps.contains_key(name) {
                 return Err(invalid(format!("{name:?} names both a source and a step")));
             }
-            match (&source.path, &source.url) {
-                (Some(_), None) => {}
-                (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
-                (None, Some(url)) => {
+            match (&source.path, &source.url, &source.image) {
+                (Some(_), None, None) => {}
+                (None, Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {}
+                (None, Some(url), None) => {
                     return Err(invalid(format!("source {name:?}: url {url:?} is not http(s)")));
                 }
-                _ => return Err(invalid(format!("source {name:?}: give exactly one of path and url"))),
+                (None, None, Some(image)) => {
+                    let pinned = image
+                        .parse::<kiln_registry::reference::ImageRef>()
+                        .is_ok_and(|reference| reference.digest.is_some());
+                    if !pinned {
+                        return Err(invalid(format!(
+                            "source {name:?}: image {image:?} is not REGISTRY/REPOSITORY@sha256:DIGEST"
+                        )));
+                    }
+                    if source.sha256.is_some() || source.sha512.is_some() {
+                        return Err(invalid(format!(
+                            "source {name:?}: an image is pinned by its digest alone"
+                        )));
+                    }
+                    continue;
+                }
+                _ => {
+                    return Err(invalid(format!("source {name:?}: give exactly one of path, url and image")));
+                }
             }
             for (algorithm, value, length) in
                 [("sha256", &source.sha256, 64), ("sha512", &source.sha512, 128)]

@@ -199,7 +199,8 @@ impl Isolation for Namespaces {
 
 /// A host path as the sandbox mounts it: absolute, without links, UTF-8.
 fn host_str(path: &Path) -> Result<String> {
-    let absolute = std::fs::canonicalize(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    let absolute =
+        std::fs::canonicalize(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
     absolute.to_str().map(str::to_owned).ok_or_else(|| Error::Sandbox {
         reason: format!("{} is not valid UTF-8, which the sandbox cannot mount", path.display()),
     })

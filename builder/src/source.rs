@@ -43,8 +43,15 @@ pub struct Fetched {
     pub overridden: bool,
 }
 
-/// The digest a source's pin promises, as `algorithm:hex` (SHA-256 when both are given).
+/// The name the image of an image source has in its cached layout.
+pub const IMAGE_NAME: &str = "source:pinned";
+
+/// The digest a source's pin promises, as `algorithm:hex` (SHA-256 when both are given; an
+/// image's manifest digest).
 pub fn pinned_identity(source: &Source) -> String {
+    if let Some(digest) = image_digest(source) {
+        return format!("image:{digest}");
+    }
     match (&source.sha256, &source.sha512) {
         (Some(sha256), _) => format!("sha256:{sha256}"),
         (None, Some(sha512)) => format!("sha512:{sha512}"),
@@ -77,6 +84,9 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
             size: None,
             overridden: false,
         });
+    }
+    if source.image.is_some() && !options.overrides.contains_key(name) {
+        return fetch_image(recipe, name, source, cache, options);
     }
     if let Some(path) = options.overrides.get(name) {
         let digest = crate::tree::digest(path)?;
@@ -119,11 +129,92 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
 
 /// Where the source comes from, for messages.
 pub fn origin(recipe: &Recipe, source: &Source) -> String {
-    match (&source.url, recipe.source_path(source)) {
-        (Some(url), _) => url.clone(),
-        (None, Some(path)) => path.display().to_string(),
-        (None, None) => String::new(),
+    match (&source.url, &source.image, recipe.source_path(source)) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(image), _) => image.clone(),
+        (None, None, Some(path)) => path.display().to_string(),
+        (None, None, None) => String::new(),
     }
+}
+
+/// Where the source comes from, as the recipe writes it (what `kiln.lock` records).
+pub fn recipe_origin(source: &Source) -> String {
+    source
+        .url
+        .clone()
+        .or_else(|| source.image.clone())
+        .or_else(|| source.path.as_ref().map(|p| p.display().to_string()))
+        .unwrap_or_default()
+}
+
+/// The manifest digest an image source is pinned to.
+pub fn image_digest(source: &Source) -> Option<kiln_layers::digest::Digest> {
+    source.image.as_ref()?.parse::<kiln_registry::reference::ImageRef>().ok()?.digest
+}
+
+/// Pulls an image source into the cache (an OCI layout holding it as [`IMAGE_NAME`]), and
+/// extracts it if asked.
+fn fetch_image(
+    recipe: &Recipe,
+    name: &str,
+    source: &Source,
+    cache: &Cache,
+    options: &FetchOptions,
+) -> Result<Fetched> {
+    let origin = origin(recipe, source);
+    let fetch_error = |reason: String| Error::Fetch { name: name.to_owned(), origin: origin.clone(), reason };
+    let reference: kiln_registry::reference::ImageRef =
+        source
+            .image
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: kiln_registry::Error| fetch_error(e.to_string()))?;
+    let Some(digest) = reference.digest.clone() else {
+        return Err(fetch_error("the image is not pinned by a digest".into()));
+    };
+    let hex = digest.encoded().to_owned();
+    let layout = cache.image(&hex);
+    let _lock = cache.lock(&format!("image-{hex}"))?;
+    if !layout.join("index.json").is_file() {
+        if options.offline {
+            return Err(Error::Offline { name: name.to_owned(), origin, cache: cache.root().to_owned() });
+        }
+        let client_options = kiln_registry::client::ClientOptions {
+            insecure_http: source.insecure_http,
+            ..Default::default()
+        };
+        let client = kiln_registry::client::Client::new(&reference.registry, &client_options)
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let temp = cache.temp_dir()?;
+        let staged = temp.path().join("layout");
+        let image_name = IMAGE_NAME.parse().map_err(|e: kiln_layers::Error| fetch_error(e.to_string()))?;
+        kiln_registry::pull::pull(&client, &reference, &staged, &image_name)
+            .map_err(|e| fetch_error(error_chain(&e)))?;
+        fs::rename(&staged, &layout).map_err(|e| Error::Write { path: layout.clone(), source: e })?;
+    }
+    let path = if source.unpack {
+        let tree = cache.unpacked(&hex, 0).with_extension("image");
+        if !tree.is_dir() {
+            extract::extract_image(&layout, IMAGE_NAME, &tree)?;
+        }
+        tree
+    } else {
+        layout
+    };
+    Ok(Fetched { path, identity: pinned_identity(source), sha256: Some(hex), size: None, overridden: false })
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 /// The cached file for a source, if present and still matching its pin.

@@ -260,3 +260,48 @@ fn a_deb_extracts_as_dpkg_deb_does() {
         assert_eq!(control.get("Description"), Some("a test package\ntwo lines"));
     }
 }
+
+#[test]
+fn image_layers_apply_whiteouts_in_order() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let options = Options { whiteouts: true, ..Options::default() };
+    let lower = tar(&[
+        Entry::Dir("a/"),
+        Entry::File("a/x", b"x", 0o644),
+        Entry::File("a/y", b"y", 0o644),
+        Entry::Dir("b/"),
+        Entry::File("b/f", b"f", 0o644),
+        Entry::Dir("c/"),
+        Entry::File("c/old", b"old", 0o644),
+        Entry::Dir("d/"),
+        Entry::File("d/inner", b"i", 0o644),
+    ]);
+    let upper = tar(&[
+        Entry::File("a/.wh.x", b"", 0o644),
+        Entry::File(".wh.b", b"", 0o644),
+        Entry::Dir("c/"),
+        Entry::File("c/.wh..wh..opq", b"", 0o644),
+        Entry::File("c/new", b"new", 0o644),
+        // A file where the lower layer had a directory.
+        Entry::File("d", b"now a file", 0o644),
+    ]);
+    for (name, layer) in [("lower.tar", lower), ("upper.tar", upper)] {
+        extract::extract_tar(Path::new(name), &layer[..], &root, options).unwrap();
+    }
+    let names: Vec<String> = listing(&root).iter().map(|l| l.split(' ').next().unwrap().to_owned()).collect();
+    assert_eq!(names, ["a/", "a/y", "c/", "c/new", "d"]);
+    assert_eq!(fs::read(root.join("d")).unwrap(), b"now a file");
+    // Without whiteouts (a plain tarball), `.wh.` names are ordinary files.
+    let plain = work.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    extract::extract_tar(
+        Path::new("plain.tar"),
+        &tar(&[Entry::File(".wh.b", b"", 0o644)])[..],
+        &plain,
+        Options::default(),
+    )
+    .unwrap();
+    assert!(plain.join(".wh.b").is_file());
+}

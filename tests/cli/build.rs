@@ -70,6 +70,16 @@ fn the_smoke_recipe_builds_and_an_unchanged_rebuild_runs_nothing() {
     );
     support::eprintln_skip(&format!("(figure) no-op rebuild of the smoke recipe: {noop:?}"));
 
+    // A damaged cache entry is noticed by its digest and built again, to the same image.
+    let json: Value = serde_json::from_str(&stdout(&build(&recipe, &out, &cache, &["--json"]))).unwrap();
+    let key = json["steps"][0]["key"].as_str().unwrap().to_owned();
+    let program = cache.join("steps").join(&key).join("out/usr/local/bin/kiln-greet");
+    fs::write(&program, b"not a program").unwrap();
+    let (repaired, log) = built_ok(&recipe, &out, &cache);
+    assert!(log.contains("built  greet"), "{log}");
+    assert_eq!(repaired, first);
+    assert_ne!(fs::read(&program).unwrap(), b"not a program");
+
     // The image holds the musl-static program the recipe compiled; it runs.
     let bundle = work.path().join("bundle");
     if support::require_tool("umoci") {
@@ -387,4 +397,74 @@ fn a_failing_step_shows_its_last_lines_and_keeps_its_log() {
     let output = build(&recipe, &work.path().join("out"), &cache, &[]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("kiln.toml:5"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_image_source_is_pulled_by_digest_and_unpacked() {
+    let Some(registry) = support::Registry::start() else { return };
+    let (work, tree) = support::fixture();
+    let layout = work.path().join("layout");
+    let digest = support::pack(&tree, &layout, "base:v1", &[]);
+    let to = format!("{}/lab", registry.address);
+    support::ok(support::kiln().arg("push").arg(&layout).args(["--to", &to, "--insecure-http"]));
+
+    let recipe_for = |dir: &Path, digest: &str| -> PathBuf {
+        let recipe = dir.join("recipe");
+        fs::create_dir_all(&recipe).unwrap();
+        fs::write(
+            recipe.join("kiln.toml"),
+            format!(
+                "[recipe]\nname = \"image\"\n\n[sources.base]\nimage = \"{to}/base@{digest}\"\ninsecure-http = true\n\
+                 unpack = true\n\n[steps.list]\ninputs = [\"base\"]\n\
+                 script = \"cd /inputs/base && find . -mindepth 1 | LC_ALL=C sort >/out/listing\"\n\n\
+                 [images.\"listed:v1\"]\nfrom = \"list\"\n"
+            ),
+        )
+        .unwrap();
+        recipe
+    };
+    let recipe = recipe_for(&work.path().join("good"), &digest);
+    let (cache, out) = (work.path().join("cache"), work.path().join("out"));
+    built_ok(&recipe, &out, &cache);
+    let key = {
+        let json: Value = serde_json::from_str(&stdout(&build(&recipe, &out, &cache, &["--json"]))).unwrap();
+        json["steps"][0]["key"].as_str().unwrap().to_owned()
+    };
+    let listing = fs::read(cache.join("steps").join(key).join("out/listing")).unwrap();
+    let expected = support::ok_bytes(
+        Command::new("sh").arg("-c").arg("find . -mindepth 1 | LC_ALL=C sort").current_dir(&tree),
+    );
+    assert_eq!(listing, expected, "the unpacked image holds the packed tree");
+    let lock = fs::read_to_string(recipe.join("kiln.lock")).unwrap();
+    assert!(lock.contains(&format!("sha256 = \"{}\"", digest.trim_start_matches("sha256:"))), "{lock}");
+
+    // Offline, the cached image is enough; a cold cache names what is missing.
+    assert!(build(&recipe, &out, &cache, &["--offline"]).status.success());
+    let output = build(&recipe, &out, &work.path().join("cold"), &["--offline"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("source \"base\"") && stderr(&output).contains(&to),
+        "{}",
+        stderr(&output)
+    );
+
+    // A digest the registry does not have: the error names the source and the registry's answer.
+    let missing = format!("sha256:{}", "1".repeat(64));
+    let recipe = recipe_for(&work.path().join("missing"), &missing);
+    let output = build(&recipe, &out, &cache, &[]);
+    let message = stderr(&output);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(message.contains("source \"base\"") && message.contains("404"), "{message}");
+
+    // A tag is not a pin.
+    let recipe = work.path().join("tagged");
+    fs::create_dir_all(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        format!("[recipe]\nname = \"t\"\n\n[sources.base]\nimage = \"{to}/base:v1\"\n"),
+    )
+    .unwrap();
+    let output = build(&recipe, &out, &cache, &[]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("REGISTRY/REPOSITORY@sha256:DIGEST"), "{}", stderr(&output));
 }
