@@ -7,7 +7,8 @@
 //! - `images/<hex>/`: image sources by manifest digest, each an OCI layout;
 //! - `unpacked/<hex>-strip<N>/`, `unpacked/<hex>-strip0.image/`: extracted sources;
 //! - `steps/<key>/`: a step's `out/` tree, `log` and `meta.json`, by input key;
-//! - `locks/`: one lock file per entry being made; `tmp/`: work in progress;
+//! - `locks/`: one lock file per entry being made; `tmp/`: work in progress, each directory
+//!   with a lock file its build holds (opening the cache removes those nobody holds);
 //! - `logs/`: the log of the last failed run of each step.
 //!
 //! Entries appear only by renaming a finished temporary directory or file into place, under
@@ -23,6 +24,43 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+}
+
+/// A work directory inside the cache: removed when dropped unless kept; its lock tells other
+/// builds that it is in use.
+#[derive(Debug)]
+pub struct Work {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+    kept: bool,
+}
+
+impl Work {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Keeps the directory (the caller renames it into place at once); returns its path.
+    pub fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        self.dir.clone()
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        if !self.kept {
+            remove_tree(&self.dir);
+        }
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+fn remove_tree(path: &Path) {
+    crate::extract::make_writable(path);
+    let _ = fs::remove_dir_all(path);
 }
 
 /// An exclusive lock on one cache entry, released when dropped.
@@ -44,7 +82,9 @@ impl Cache {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir, source })?;
         }
-        Ok(Cache { root })
+        let cache = Cache { root };
+        cache.remove_stale_work();
+        Ok(cache)
     }
 
     /// The cache root.
@@ -77,14 +117,43 @@ impl Cache {
         self.root.join("logs").join(format!("{recipe}-{step}.log"))
     }
 
-    /// A new temporary directory inside the cache (same file system, so it can be renamed
-    /// into place).
-    pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
+    /// A new directory for work in progress inside the cache (same file system, so it can be
+    /// renamed into place), locked while it lives.
+    pub fn temp_dir(&self) -> Result<Work> {
         let tmp = self.root.join("tmp");
-        tempfile::Builder::new()
+        let write_error = |source| Error::Write { path: tmp.clone(), source };
+        let lock = tempfile::Builder::new()
             .prefix("work-")
-            .tempdir_in(&tmp)
-            .map_err(|source| Error::Write { path: tmp, source })
+            .suffix(".lock")
+            .tempfile_in(&tmp)
+            .map_err(write_error)?;
+        rustix::fs::flock(lock.as_file(), rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|errno| write_error(errno.into()))?;
+        let (file, lock_path) = lock.keep().map_err(|error| write_error(error.error))?;
+        let dir = lock_path.with_extension("");
+        fs::create_dir(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+        Ok(Work { dir, lock_path, _lock: file, kept: false })
+    }
+
+    /// Removes work directories that no live build holds: what a killed build left behind.
+    fn remove_stale_work(&self) {
+        let tmp = self.root.join("tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".lock") {
+                let Ok(file) = File::open(&path) else { continue };
+                if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                    remove_tree(&tmp.join(stem));
+                    let _ = fs::remove_file(&path);
+                }
+            } else if entry.file_type().is_ok_and(|t| t.is_dir())
+                && !tmp.join(format!("{name}.lock")).exists()
+            {
+                remove_tree(&path);
+            }
+        }
     }
 
     /// Takes the exclusive lock named `name`, waiting for another build holding it.

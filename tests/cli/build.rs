@@ -200,6 +200,9 @@ fn builds_killed_at_random_points_leave_nothing_corrupt() {
         child.wait().unwrap();
         let (after, _) = built_ok(&recipe, &out, &cache);
         assert_eq!(after, reference, "round {round}, killed after {delay:?}");
+        let left: Vec<_> =
+            fs::read_dir(cache.join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "round {round}: work the killed build left is cleared: {left:?}");
         // The layout is whole: skopeo reads every blob of the image.
         if support::require_tool("skopeo") {
             support::ok(

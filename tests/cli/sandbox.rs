@@ -58,31 +58,35 @@ fn processes_with(token: &str) -> Vec<String> {
 
 #[test]
 fn killing_kiln_kills_every_process_of_the_step() {
-    // A unique sleep length marks the step's processes: a shell, a background child, a
-    // grandchild in its own session, and the foreground sleep.
-    let seconds = 900_000 + std::process::id() % 99_999;
-    let token = format!("sleep {seconds}");
-    let script = format!("{token} & setsid sh -c '{token}' & {token}");
-    let mut kiln = support::kiln().args(["sandbox", &script]).spawn().unwrap();
-    let started = Instant::now();
-    while processes_with(&token).len() < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the step did not start: {:?}",
-            processes_with(&token)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    kiln.kill().unwrap();
-    kiln.wait().unwrap();
-    let killed = Instant::now();
-    while !processes_with(&token).is_empty() {
-        assert!(
-            killed.elapsed() < Duration::from_secs(10),
-            "processes of the step outlived kiln: {:?}",
-            processes_with(&token)
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    use rustix::process::{Pid, Signal, kill_process};
+    // Ctrl-C (SIGINT), a plain kill (SIGTERM) and kill -9 alike.
+    for (round, signal) in [Signal::INT, Signal::TERM, Signal::KILL].into_iter().enumerate() {
+        // A unique sleep length marks the step's processes: a shell, a background child, a
+        // grandchild in its own session, and the foreground sleep.
+        let seconds = 900_000 + (std::process::id() * 3 + round as u32) % 99_999;
+        let token = format!("sleep {seconds}");
+        let script = format!("{token} & setsid sh -c '{token}' & {token}");
+        let mut kiln = support::kiln().args(["sandbox", &script]).spawn().unwrap();
+        let started = Instant::now();
+        while processes_with(&token).len() < 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the step did not start: {:?}",
+                processes_with(&token)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill_process(Pid::from_child(&kiln), signal).unwrap();
+        kiln.wait().unwrap();
+        let killed = Instant::now();
+        while !processes_with(&token).is_empty() {
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "processes of the step outlived kiln ({signal:?}): {:?}",
+                processes_with(&token)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
