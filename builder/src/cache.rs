@@ -122,14 +122,20 @@ impl Cache {
     pub fn temp_dir(&self) -> Result<Work> {
         let tmp = self.root.join("tmp");
         let write_error = |source| Error::Write { path: tmp.clone(), source };
-        let lock = tempfile::Builder::new()
-            .prefix("work-")
+        // The lock is taken under a name the cleaner ignores, then renamed: a `work-*.lock` is
+        // always held from the moment it exists until its build is done.
+        let staged = tempfile::Builder::new()
+            .prefix(".new-")
             .suffix(".lock")
             .tempfile_in(&tmp)
             .map_err(write_error)?;
-        rustix::fs::flock(lock.as_file(), rustix::fs::FlockOperation::LockExclusive)
+        rustix::fs::flock(staged.as_file(), rustix::fs::FlockOperation::LockExclusive)
             .map_err(|errno| write_error(errno.into()))?;
-        let (file, lock_path) = lock.keep().map_err(|error| write_error(error.error))?;
+        let (file, staged_path) = staged.keep().map_err(|error| write_error(error.error))?;
+        let name = staged_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let lock_path = tmp.join(format!("work-{}", name.trim_start_matches(".new-")));
+        fs::rename(&staged_path, &lock_path)
+            .map_err(|source| Error::Write { path: lock_path.clone(), source })?;
         let dir = lock_path.with_extension("");
         fs::create_dir(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
         Ok(Work { dir, lock_path, _lock: file, kept: false })
@@ -142,6 +148,9 @@ impl Cache {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".new-") {
+                continue;
+            }
             if let Some(stem) = name.strip_suffix(".lock") {
                 let Ok(file) = File::open(&path) else { continue };
                 if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {

@@ -471,3 +471,36 @@ fn an_image_source_is_pulled_by_digest_and_unpacked() {
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("REGISTRY/REPOSITORY@sha256:DIGEST"), "{}", stderr(&output));
 }
+
+#[test]
+fn concurrent_builds_share_one_cache() {
+    if !support::require_tool("musl-gcc") {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = smoke_copy(work.path());
+    let cache = work.path().join("cache");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            support::kiln()
+                .env("KILN_CACHE", &cache)
+                .arg("build")
+                .arg(&recipe)
+                .arg("--out")
+                .arg(work.path().join(format!("out-{i}")))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+        assert_eq!(stdout(output), stdout(&outputs[0]));
+    }
+    // Each step ran once; the builds that waited for it found it made.
+    let log: String = outputs.iter().map(stderr).collect();
+    assert_eq!(log.matches("built  greet").count(), 1, "{log}");
+    assert_eq!(log.matches("built  extension").count(), 1, "{log}");
+}
