@@ -208,7 +208,10 @@ impl Run<'_> {
         for dir in [&build, &out] {
             fs::create_dir(dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
         }
-        let probe = Spec { build, out, inputs: Vec::new(), env: BTreeMap::new(), ..spec.clone() };
+        let root = temp.path().join("root");
+        fs::create_dir(&root).map_err(|source| Error::Write { path: root.clone(), source })?;
+        let probe =
+            Spec { build, out, inputs: Vec::new(), env: BTreeMap::new(), root: Some(root), ..spec.clone() };
         let script = "uname -m; for tool in cc c++ gcc ld as ar make musl-gcc bison flex perl python3; do \
                       if command -v $tool >/dev/null; then echo \"$tool: $($tool --version 2>&1 | head -n 1)\"; fi; done";
         let mut lines = Vec::new();
@@ -267,8 +270,11 @@ impl Run<'_> {
         for dir in [&build, &out] {
             fs::create_dir(dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
         }
+        let root = temp.path().join("root");
+        fs::create_dir(&root).map_err(|source| Error::Write { path: root.clone(), source })?;
         spec.build = build;
         spec.out = out.clone();
+        spec.root = Some(root);
         self.reporter.step_started(name);
         let started = Instant::now();
         let log = temp.path().join("log");
@@ -284,10 +290,12 @@ impl Run<'_> {
         ran?;
         let seconds = started.elapsed().as_secs_f64();
         let output = crate::tree::digest(&out)?;
-        // The entry is the step's out/, log and meta.json; /build goes.
-        let build = temp.path().join("build");
-        crate::extract::make_writable(&build);
-        fs::remove_dir_all(&build).map_err(|source| Error::Write { path: build.clone(), source })?;
+        // The entry is the step's out/, log and meta.json; /build and the sandbox's root go.
+        for scratch in ["build", "root"] {
+            let path = temp.path().join(scratch);
+            crate::extract::make_writable(&path);
+            fs::remove_dir_all(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
         let meta = serde_json::to_vec(&Meta { key: key.clone(), output: output.clone() })
             .map_err(|e| Error::Sandbox { reason: e.to_string() })?;
         let meta_path = temp.path().join("meta.json");

@@ -65,6 +65,10 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     /// The build's time.
     pub epoch: Epoch,
+    /// An empty host directory that holds the sandbox's root (mount points and `/etc` files);
+    /// `None` for a temporary one. A build puts it in its work directory, so nothing stays
+    /// behind when kiln is killed.
+    pub root: Option<PathBuf>,
 }
 
 impl Spec {
@@ -77,6 +81,7 @@ impl Spec {
             inputs: Vec::new(),
             env: BTreeMap::new(),
             epoch,
+            root: None,
         }
     }
 
@@ -136,7 +141,19 @@ impl Isolation for Namespaces {
                 });
             }
         }
+        let temporary_root;
+        let root = match &spec.root {
+            Some(root) => root.clone(),
+            None => {
+                temporary_root = tempfile::Builder::new()
+                    .prefix("kiln-sandbox-")
+                    .tempdir()
+                    .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+                temporary_root.path().to_owned()
+            }
+        };
         let mut container = Container::new();
+        container.rootdir(host_str(&root)?);
         container
             .unshare(Namespace::Network)
             .unshare(Namespace::Uts)

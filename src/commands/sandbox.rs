@@ -23,6 +23,9 @@ pub(crate) fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
     let mut spec = Spec::new(dir(&args.build, "build")?, dir(&args.out, "out")?, Epoch::from_env(None)?);
     spec.inputs = args.inputs.into_iter().map(|(host, path)| Input { host, path }).collect();
     spec.env = args.env.into_iter().collect();
+    let root = scratch.path().join("root");
+    std::fs::create_dir(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    spec.root = Some(root);
     let log = args.log.clone().unwrap_or_else(|| scratch.path().join("sandbox.log"));
     let mut print = |line: &str| {
         let _ = output::text(&format!("{line}\n"));
