@@ -307,6 +307,29 @@ fn url_sources_are_pinned_cached_and_offline_says_what_is_missing() {
         "{message}"
     );
 
+    // Pinned by SHA-512 alone, the same file is found in the cache, offline too.
+    let sha512 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&tarball))
+    };
+    let by_sha512 = work.path().join("sha512/recipe");
+    fs::create_dir_all(&by_sha512).unwrap();
+    let text = fs::read_to_string(recipe.join("kiln.toml")).unwrap();
+    fs::write(
+        by_sha512.join("kiln.toml"),
+        text.replace(&format!("sha256 = \"{}\"", sha256_hex(&tarball)), &format!("sha512 = \"{sha512}\"")),
+    )
+    .unwrap();
+    let cold = work.path().join("sha512/cache");
+    built_ok(&by_sha512, &out, &cold);
+    // Without the step's entry, the offline build must find the source itself.
+    fs::remove_dir_all(cold.join("steps")).unwrap();
+    fs::remove_dir_all(cold.join("unpacked")).unwrap();
+    let output = build(&by_sha512, &out, &cold, &["--offline"]);
+    assert!(output.status.success() && stderr(&output).contains("built  copy"), "{}", stderr(&output));
+    let lock = fs::read_to_string(by_sha512.join("kiln.lock")).unwrap();
+    assert!(lock.contains(&sha512) && lock.contains(&sha256_hex(&tarball)), "{lock}");
+
     // A damaged cache entry is fetched again.
     let cached = cache.join("sources/sha256").join(sha256_hex(&tarball));
     fs::write(&cached, b"damaged").unwrap();
