@@ -161,7 +161,8 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         let packed = pack::pack(&tree, &options.out, &pack_options, &pack::Silent)?;
         images.push(BuiltImage { name: name.clone(), digest: packed.manifest.digest });
     }
-    let lock_written = if lock.is_none() {
+    // A lock records the recipe as it is: not from a build with local replacements.
+    let lock_written = if lock.is_none() && options.fetch.overrides.is_empty() {
         for (name, source) in &recipe.sources {
             if !source::is_local_dir(recipe, source) {
                 run.source(name)?;

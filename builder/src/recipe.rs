@@ -239,6 +239,12 @@ impl Recipe {
         }
         self.order().map_err(invalid)?;
         for (name, image) in &self.images {
+            name.parse::<kiln_layers::oci::reference::Reference>()
+                .map_err(|e| invalid(format!("image {name:?}: {e}")))?;
+            image
+                .compression
+                .parse::<kiln_layers::compress::Compression>()
+                .map_err(|e| invalid(format!("image {name:?}: {e}")))?;
             match (&image.from, &image.dir) {
                 (Some(step), None) if self.steps.contains_key(step) => {}
                 (Some(step), None) => return Err(invalid(format!("image {name:?}: no step {step:?}"))),

@@ -423,6 +423,21 @@ fn a_failing_step_shows_its_last_lines_and_keeps_its_log() {
     let output = build(&recipe, &work.path().join("out"), &cache, &[]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("kiln.toml:5"), "{}", stderr(&output));
+
+    // So does a bad image name or compression, before any step runs.
+    for (image, bad) in [
+        ("[images.\"No Tag\"]\ndir = \".\"\n", "No Tag"),
+        ("[images.\"a:b\"]\ndir = \".\"\ncompression = \"lz4\"\n", "lz4"),
+    ] {
+        fs::write(recipe.join("kiln.toml"), format!("[recipe]\nname = \"x\"\n\n{image}")).unwrap();
+        let output = build(&recipe, &work.path().join("out"), &cache, &[]);
+        assert_eq!(output.status.code(), Some(3));
+        assert!(
+            stderr(&output).contains("kiln.toml") && stderr(&output).contains(bad),
+            "{}",
+            stderr(&output)
+        );
+    }
 }
 
 #[test]
