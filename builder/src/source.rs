@@ -116,10 +116,8 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
     let path = if source.unpack {
         let sha = sha256.clone().unwrap_or_default();
         let tree = cache.unpacked(&sha, source.strip_components);
-        if !tree.is_dir() {
-            let options = Options { strip_components: source.strip_components, ..Options::default() };
-            extract::extract(&file, &tree, options)?;
-        }
+        let options = Options { strip_components: source.strip_components, ..Options::default() };
+        unpacked(&tree, |dest| extract::extract(&file, dest, options))?;
         tree
     } else {
         file
@@ -195,14 +193,34 @@ fn fetch_image(
     }
     let path = if source.unpack {
         let tree = cache.unpacked(&hex, 0).with_extension("image");
-        if !tree.is_dir() {
-            extract::extract_image(&layout, IMAGE_NAME, &tree)?;
-        }
+        unpacked(&tree, |dest| extract::extract_image(&layout, IMAGE_NAME, dest))?;
         tree
     } else {
         layout
     };
     Ok(Fetched { path, identity: pinned_identity(source), sha256: Some(hex), size: None, overridden: false })
+}
+
+/// Makes `tree` an extracted source whose content still has the digest recorded when it was
+/// extracted (in `TREE.digest`); a missing or damaged tree is extracted again.
+fn unpacked(tree: &Path, extract: impl Fn(&Path) -> Result<extract::Extracted>) -> Result<()> {
+    let record = tree.with_extension(match tree.extension() {
+        Some(extension) => format!("{}.digest", extension.to_string_lossy()),
+        None => "digest".to_owned(),
+    });
+    if tree.is_dir() {
+        let recorded = fs::read_to_string(&record).unwrap_or_default();
+        if !recorded.is_empty() && crate::tree::digest(tree)? == recorded.trim() {
+            return Ok(());
+        }
+        extract::make_writable(tree);
+        fs::remove_dir_all(tree).map_err(|source| Error::Write { path: tree.to_owned(), source })?;
+    }
+    extract(tree)?;
+    let digest = crate::tree::digest(tree)?;
+    let temp = record.with_extension("digest.tmp");
+    fs::write(&temp, &digest).map_err(|source| Error::Write { path: temp.clone(), source })?;
+    fs::rename(&temp, &record).map_err(|source| Error::Write { path: record, source })
 }
 
 /// An error and its causes on one line.

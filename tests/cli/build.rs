@@ -340,6 +340,14 @@ fn url_sources_are_pinned_cached_and_offline_says_what_is_missing() {
     built_ok(&recipe, &out, &cache);
     assert_eq!(fs::read(&cached).unwrap(), tarball);
 
+    // So is a damaged extracted tree.
+    let unpacked = cache.join("unpacked").join(format!("{}-strip0", sha256_hex(&tarball)));
+    fs::write(unpacked.join("planted"), b"not from the tarball").unwrap();
+    fs::remove_dir_all(cache.join("steps")).unwrap();
+    let (_, log) = built_ok(&recipe, &out, &cache);
+    assert!(log.contains("built  copy"), "{log}");
+    assert!(!unpacked.join("planted").exists(), "the tree was extracted again");
+
     // The recipe changed against its lock: refused until `kiln lock`.
     let toml = recipe.join("kiln.toml");
     let text = fs::read_to_string(&toml).unwrap();
