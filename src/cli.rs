@@ -120,7 +120,7 @@ pub(crate) struct SandboxArgs {
     /// Set a variable in the sandbox (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub(crate) env: Vec<(String, String)>,
-    /// Also write the output to this file.
+    /// Also append the output to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) log: Option<PathBuf>,
     /// The shell script to run.

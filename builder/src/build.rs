@@ -139,7 +139,10 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
     let mut images = Vec::new();
     for (name, image) in &recipe.images {
         let tree = match (&image.from, &image.dir) {
-            (Some(step), _) => outputs[step].0.clone(),
+            (Some(step), _) => match &image.path {
+                Some(path) => outputs[step].0.join(path),
+                None => outputs[step].0.clone(),
+            },
             (None, Some(dir)) => recipe.dir.join(dir),
             (None, None) => continue,
         };
@@ -225,11 +228,25 @@ impl Run<'_> {
     }
 
     fn step(&mut self, name: &str, outputs: &BTreeMap<String, (PathBuf, String)>) -> Result<StepResult> {
-        let step = &self.recipe.steps[name];
+        let recipe = self.recipe;
+        let kernel = recipe.kernel.as_ref().filter(|_| recipe.is_kernel(name));
+        let (inputs, definition) = match (kernel, recipe.steps.get(name)) {
+            (Some(kernel), _) => (vec![kernel.source.clone()], crate::kernel::definition(recipe, kernel)?),
+            (None, Some(step)) => (step.inputs.clone(), serde_json::json!({ "script": step.script })),
+            (None, None) => return Err(Error::Sandbox { reason: format!("no step {name:?}") }),
+        };
+        // Where each input is in the sandbox: the kernel's source at a fixed path, since its
+        // build directory refers to it.
+        let mount = |input: &str| match kernel {
+            Some(_) => crate::kernel::SOURCE.to_owned(),
+            None => format!("/inputs/{input}"),
+        };
         let mut spec = Spec::new(PathBuf::new(), PathBuf::new(), self.epoch);
-        spec.env = step.env.clone();
+        if let Some(step) = recipe.steps.get(name).filter(|_| kernel.is_none()) {
+            spec.env = step.env.clone();
+        }
         let mut identities = BTreeMap::new();
-        for input in &step.inputs {
+        for input in &inputs {
             let identity = match outputs.get(input) {
                 Some((_, digest)) => format!("step:sha256:{digest}"),
                 None if self.options.fetch.overrides.contains_key(input) => self.source(input)?.identity,
@@ -238,12 +255,13 @@ impl Run<'_> {
             identities.insert(input.clone(), identity);
         }
         let toolchain = self.toolchain(&spec)?;
+        let mounts: BTreeMap<&String, String> = inputs.iter().map(|i| (i, mount(i))).collect();
         let key_document = serde_json::json!({
             "kiln": env!("CARGO_PKG_VERSION"),
-            "script": step.script,
+            "step": definition,
             "environment": spec.environment(),
             "inputs": identities,
-            "sandbox": { "hostname": HOSTNAME, "toolchain": toolchain, "inputs": "/inputs" },
+            "sandbox": { "hostname": HOSTNAME, "toolchain": toolchain, "mounts": mounts },
         });
         let key = hex::encode(Sha256::digest(
             kiln_reproducible::json::to_vec(&key_document)
@@ -259,12 +277,12 @@ impl Run<'_> {
         if let Some(output) = cached_output(&entry)? {
             return Ok(StepResult { step: name.to_owned(), key, cached: true, seconds: 0.0, output });
         }
-        for input in &step.inputs {
+        for input in &inputs {
             let host = match outputs.get(input) {
                 Some((path, _)) => path.clone(),
                 None => self.source(input)?.path,
             };
-            spec.inputs.push(Input { host, path: format!("/inputs/{input}") });
+            spec.inputs.push(Input { host, path: mount(input) });
         }
         let temp = cache.temp_dir()?;
         let (build, out) = (temp.path().join("build"), temp.path().join("out"));
@@ -280,9 +298,22 @@ impl Run<'_> {
         let started = Instant::now();
         let log = temp.path().join("log");
         let reporter = self.reporter;
-        let ran = sandbox::run_logged(self.options.isolation, &spec, &step.script, &log, &mut |line| {
-            reporter.step_output(name, line);
-        });
+        let mut on_line = |line: &str| reporter.step_output(name, line);
+        let ran = match (kernel, recipe.steps.get(name)) {
+            (Some(kernel), _) => crate::kernel::build(
+                recipe,
+                kernel,
+                self.options.isolation,
+                &spec,
+                self.epoch,
+                &log,
+                &mut on_line,
+            ),
+            (None, Some(step)) => {
+                sandbox::run_logged(self.options.isolation, &spec, &step.script, &log, &mut on_line)
+            }
+            (None, None) => Ok(()),
+        };
         if let Err(Error::StepFailed { exit, tail, .. }) = ran {
             let kept = cache.failed_log(&self.recipe.meta.name, name);
             fs::rename(&log, &kept).map_err(|source| Error::Write { path: kept.clone(), source })?;

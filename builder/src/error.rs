@@ -98,6 +98,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Requested kernel options that `make olddefconfig` dropped or changed.
+    #[error("{} requested kernel option(s) did not stick:\n{}", dropped.len(), dropped.join("\n"))]
+    KernelConfig {
+        /// For each, `merge_config.sh`'s report (requested and actual value).
+        dropped: Vec<String>,
+    },
     /// Packing an image failed.
     #[error(transparent)]
     Layers(#[from] kiln_layers::Error),
@@ -157,6 +163,11 @@ impl Error {
                 Some("if the recipe's change is intended, run `kiln lock` to record it".into())
             }
             Error::Layers(error) => error.hint(),
+            Error::KernelConfig { .. } => Some(
+                "make olddefconfig drops an option whose dependencies are not met (or that another \
+                 option excludes): enable what it depends on in a fragment, or drop the request"
+                    .into(),
+            ),
             Error::ChecksumMismatch { .. } => {
                 Some("if the new content is intended, update the pin in kiln.toml and run `kiln lock`".into())
             }
@@ -177,6 +188,7 @@ impl Error {
                 | Error::Recipe { .. }
                 | Error::ChecksumMismatch { .. }
                 | Error::LockMismatch { .. }
+                | Error::KernelConfig { .. }
         )
     }
 }

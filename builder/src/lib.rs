@@ -27,6 +27,7 @@ pub mod cache;
 pub mod deb;
 mod error;
 pub mod extract;
+pub mod kernel;
 pub mod lock;
 pub mod recipe;
 pub mod sandbox;

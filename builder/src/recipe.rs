@@ -23,6 +23,12 @@
 //! env = { CFLAGS = "-O2" }
 //! script = "cc $CFLAGS -o /out/greeting /inputs/greeting/greeting.c"
 //!
+//! [kernel]                            # Linux, built as the step "kernel"
+//! source = "linux"                    # an unpacked source holding the tree
+//! base-target = "tinyconfig"          # or base-config = "kernel/base.config"
+//! fragments = ["kernel/extra.config"] # merged in order; each value must stick
+//! localversion = "-custom"
+//!
 //! [images."greeting:v1"]              # NAME:TAG in the output layout
 //! from = "compile"                    # a step's /out, or dir = "extension" in the recipe
 //! compression = "gzip"
@@ -52,6 +58,8 @@ pub struct Recipe {
     pub sources: BTreeMap<String, Source>,
     /// Steps by name.
     pub steps: BTreeMap<String, Step>,
+    /// The kernel, built as the step named [`KERNEL`].
+    pub kernel: Option<Kernel>,
     /// Images by `NAME:TAG`.
     pub images: BTreeMap<String, Image>,
 }
@@ -111,6 +119,29 @@ pub struct Step {
     pub script: String,
 }
 
+/// The name of the kernel's step: what other steps and images call it.
+pub const KERNEL: &str = "kernel";
+
+/// `[kernel]`: a Linux kernel built in the sandbox from a source tree and a configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Kernel {
+    /// The source holding the kernel tree (unpacked, with its top directory stripped).
+    pub source: String,
+    /// A make target that writes the base configuration (`tinyconfig`, `x86_64_defconfig`)…
+    #[serde(default)]
+    pub base_target: Option<String>,
+    /// …or a base configuration file of the recipe.
+    #[serde(default)]
+    pub base_config: Option<PathBuf>,
+    /// Configuration fragments of the recipe, merged in order onto the base (later wins).
+    #[serde(default)]
+    pub fragments: Vec<PathBuf>,
+    /// Appended to the kernel release (`LOCALVERSION`).
+    #[serde(default)]
+    pub localversion: String,
+}
+
 /// An image of the output layout.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -118,6 +149,9 @@ pub struct Image {
     /// A step whose `/out` is the image's root.
     #[serde(default)]
     pub from: Option<String>,
+    /// A directory inside the step's output to use as the root instead (`image` of the kernel).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
     /// A directory of the recipe that is the image's root.
     #[serde(default)]
     pub dir: Option<PathBuf>,
@@ -140,6 +174,8 @@ struct File {
     steps: BTreeMap<String, Step>,
     #[serde(default)]
     images: BTreeMap<String, Image>,
+    #[serde(default)]
+    kernel: Option<Kernel>,
 }
 
 impl Recipe {
@@ -164,6 +200,7 @@ impl Recipe {
             sources: file.sources,
             steps: file.steps,
             images: file.images,
+            kernel: file.kernel,
         };
         recipe.check(path)?;
         Ok(recipe)
@@ -227,10 +264,54 @@ impl Recipe {
                 )));
             }
         }
+        if let Some(kernel) = &self.kernel {
+            if self.steps.contains_key(KERNEL) || self.sources.contains_key(KERNEL) {
+                return Err(invalid(format!(
+                    "{KERNEL:?} is the kernel's step; name the source or step otherwise"
+                )));
+            }
+            match self.sources.get(&kernel.source) {
+                Some(source)
+                    if source.unpack || source.path.as_ref().is_some_and(|p| self.dir.join(p).is_dir()) => {}
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "kernel: source {:?} must be unpacked (unpack = true)",
+                        kernel.source
+                    )));
+                }
+                None => return Err(invalid(format!("kernel: no source {:?}", kernel.source))),
+            }
+            if !kernel
+                .localversion
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
+            {
+                return Err(invalid(format!(
+                    "kernel: localversion {:?} may use A-Z, a-z, 0-9, '-', '_', '.', '+'",
+                    kernel.localversion
+                )));
+            }
+            if kernel.base_target.is_some() == kernel.base_config.is_some() {
+                return Err(invalid("kernel: give exactly one of base-target and base-config".into()));
+            }
+            if let Some(target) = &kernel.base_target
+                && !(target.ends_with("config")
+                    && target.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                return Err(invalid(format!("kernel: base-target {target:?} is not a make *config target")));
+            }
+            let files = kernel.base_config.iter().chain(&kernel.fragments);
+            if let Some(missing) = files.map(|f| self.dir.join(f)).find(|f| !f.is_file()) {
+                return Err(invalid(format!("kernel: {} is not a file", missing.display())));
+            }
+        }
         for (name, step) in &self.steps {
             check_name(name).map_err(|r| invalid(format!("step {name:?}: {r}")))?;
             for input in &step.inputs {
-                if !self.sources.contains_key(input) && !self.steps.contains_key(input) {
+                if !self.sources.contains_key(input)
+                    && !self.steps.contains_key(input)
+                    && !self.is_kernel(input)
+                {
                     return Err(invalid(format!(
                         "step {name:?}: input {input:?} is neither a source nor a step"
                     )));
@@ -246,20 +327,35 @@ impl Recipe {
                 .parse::<kiln_layers::compress::Compression>()
                 .map_err(|e| invalid(format!("image {name:?}: {e}")))?;
             match (&image.from, &image.dir) {
-                (Some(step), None) if self.steps.contains_key(step) => {}
+                (Some(step), None) if self.steps.contains_key(step) || self.is_kernel(step) => {}
                 (Some(step), None) => return Err(invalid(format!("image {name:?}: no step {step:?}"))),
-                (None, Some(_)) => {}
-                _ => return Err(invalid(format!("image {name:?}: give exactly one of from and dir"))),
+                (None, Some(_)) if image.path.is_none() => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "image {name:?}: give exactly one of from (with path) and dir"
+                    )));
+                }
             }
         }
         Ok(())
     }
 
-    /// Steps in an order where every step comes after its inputs (by name among equals).
+    /// Whether `name` is the kernel's step.
+    pub fn is_kernel(&self, name: &str) -> bool {
+        self.kernel.is_some() && name == KERNEL
+    }
+
+    /// Steps in an order where every step comes after its inputs (by name among equals); the
+    /// kernel's step, which reads only a source, comes first.
     pub fn order(&self) -> std::result::Result<Vec<String>, String> {
         let mut done: BTreeSet<&str> = BTreeSet::new();
         let mut order = Vec::new();
-        while order.len() < self.steps.len() {
+        if self.kernel.is_some() {
+            done.insert(KERNEL);
+            order.push(KERNEL.to_owned());
+        }
+        let total = order.len() + self.steps.len();
+        while order.len() < total {
             let ready = self.steps.iter().find(|(name, step)| {
                 !done.contains(name.as_str())
                     && step.inputs.iter().all(|i| self.sources.contains_key(i) || done.contains(i.as_str()))

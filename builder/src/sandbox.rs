@@ -249,7 +249,7 @@ fn userns_settings() -> Vec<String> {
     .collect()
 }
 
-/// Runs `script` in the sandbox, writing everything it prints to `log` (created or truncated)
+/// Runs `script` in the sandbox, appending everything it prints to `log`
 /// and handing each line to `on_line` as it comes. A command that fails is an error carrying
 /// the last lines of the log and its path.
 pub fn run_logged(
@@ -261,7 +261,7 @@ pub fn run_logged(
 ) -> Result<()> {
     const TAIL: usize = 20;
     let write_error = |source| Error::Write { path: log.to_owned(), source };
-    let mut file = File::create(log).map_err(write_error)?;
+    let mut file = File::options().create(true).append(true).open(log).map_err(write_error)?;
     let (reader, writer) = std::io::pipe()
         .map_err(|source| Error::Sandbox { reason: format!("cannot create a pipe: {source}") })?;
     let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::with_capacity(TAIL);

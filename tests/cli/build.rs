@@ -12,11 +12,17 @@ use serde_json::Value;
 
 use crate::support;
 
-/// A copy of recipes/smoke in `dir`, so the test may change it.
+/// A copy of recipes/smoke in `dir` without its kernel (tests/cli/kernel.rs builds that once),
+/// so the test may change it and build it from a cold cache quickly.
 fn smoke_copy(dir: &Path) -> PathBuf {
-    let recipe = dir.join("smoke");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
-    support::ok(Command::new("cp").arg("-R").arg(source).arg(&recipe));
+    let recipe = support::smoke_recipe_copy(dir);
+    let toml = recipe.join("kiln.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    let (without_kernel, _) =
+        text.split_once(support::SMOKE_KERNEL_PART).expect("the smoke recipe's kernel part");
+    fs::write(&toml, without_kernel).unwrap();
+    // The lock names the kernel's source; the first build writes one for what is left.
+    fs::remove_file(recipe.join("kiln.lock")).unwrap();
     recipe
 }
 

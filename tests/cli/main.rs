@@ -12,6 +12,7 @@ mod golden;
 mod inspect;
 mod interop;
 mod kconfig;
+mod kernel;
 mod proxy;
 mod registry;
 mod reproducibility;

@@ -494,3 +494,31 @@ pub(crate) fn kiln_as_nobody(dir: &Path) -> Option<Command> {
     command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(binary);
     Some(command)
 }
+
+/// A copy of recipes/smoke in `dir`.
+pub(crate) fn smoke_recipe_copy(dir: &Path) -> PathBuf {
+    let recipe = dir.join("smoke");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    ok(Command::new("cp").arg("-R").arg(source).arg(&recipe));
+    recipe
+}
+
+/// The line of recipes/smoke/kiln.toml where its kernel part begins.
+pub(crate) const SMOKE_KERNEL_PART: &str = "\n# The kernel:";
+
+/// The cache `scripts/smoke` fills and the kernel tests share, so the smoke kernel is built
+/// once per CI run.
+pub(crate) fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("../kiln-cache")
+}
+
+/// Whether a file a test needs exists; like [`require_tool`], it fails under `CI` when not.
+pub(crate) fn require_file(path: &str) -> bool {
+    let found = Path::new(path).exists();
+    if !found {
+        let message = format!("{path} is missing; run scripts/install-deps");
+        assert!(std::env::var_os("CI").is_none(), "CI requires every tool: {message}");
+        eprintln_skip(&message);
+    }
+    found
+}
