@@ -26,18 +26,10 @@ kiln=$root/target/release/kiln
 
 tree=${KILN_BENCH_TREE:-}
 if [ -z "$tree" ]; then
-  cache=${KILN_BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln-bench}
-  source_tarball=/usr/src/linux-source-6.12.tar.xz
-  [ -e "$source_tarball" ] || { echo "bench: $source_tarball missing; run scripts/install-deps" >&2; exit 1; }
-  if [ ! -e "$cache/.extracted" ]; then
-    echo "bench: extracting $source_tarball into $cache (once)" >&2
-    rm -rf "$cache/linux"
-    mkdir -p "$cache/linux"
-    tar -xf "$source_tarball" -C "$cache/linux" --strip-components=1
-    touch "$cache/.extracted"
-  fi
-  tree=$cache/linux
-  [ "$quick" = 1 ] && tree=$cache/linux/drivers/net
+  # shellcheck source=bench/linux-tree.sh
+  . "$root/bench/linux-tree.sh"
+  tree=$(linux_tree)
+  [ "$quick" = 1 ] && tree=$tree/drivers/net
 fi
 
 work=$(mktemp -d)

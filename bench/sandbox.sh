@@ -14,23 +14,16 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${KILN_BENCH_RUNS:-3}
-tarball=/usr/src/linux-source-6.12.tar.xz
 for tool in make gcc flex bison bc /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench: $tool missing; run scripts/install-deps" >&2; exit 1; }
 done
-[ -e "$tarball" ] || [ -e "${KILN_BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln-bench}/.extracted" ] || { echo "bench: $tarball missing; run scripts/install-deps" >&2; exit 1; }
 
 cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin kiln
 kiln=$root/target/release/kiln
 
-cache=${KILN_BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln-bench}
-if [ ! -e "$cache/.extracted" ]; then
-  echo "bench: extracting $tarball into $cache (once)" >&2
-  rm -rf "$cache/linux"
-  mkdir -p "$cache/linux"
-  tar -xf "$tarball" -C "$cache/linux" --strip-components=1
-  touch "$cache/.extracted"
-fi
+# shellcheck source=bench/linux-tree.sh
+. "$root/bench/linux-tree.sh"
+tree=$(linux_tree)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -42,14 +35,14 @@ for ((run = 0; run < runs; run++)); do
     mkdir -p "$work/build" "$work/out"
     if [ "$way" = direct ]; then
       # The same script with the same environment, outside the sandbox.
-      direct=${script//\/inputs\/linux/$cache/linux}
+      direct=${script//\/inputs\/linux/$tree}
       direct=${direct//\/build/$work/build}
       (cd "$work/build" && /usr/bin/time -f '%e %U %S' -o "$work/time" env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin \
         LC_ALL=C TZ=UTC HOME="$work/build" SOURCE_DATE_EPOCH=0 sh -ec "$direct" </dev/null >/dev/null 2>"$work/log") \
         || { cat "$work/log" >&2; exit 1; }
     else
       SOURCE_DATE_EPOCH=0 /usr/bin/time -f '%e %U %S' -o "$work/time" "$kiln" sandbox --build "$work/build" \
-        --out "$work/out" --input "$cache/linux:/inputs/linux" "$script" </dev/null >/dev/null 2>"$work/log" \
+        --out "$work/out" --input "$tree:/inputs/linux" "$script" </dev/null >/dev/null 2>"$work/log" \
         || { cat "$work/log" >&2; exit 1; }
     fi
     read -r seconds user system <"$work/time"

@@ -21,6 +21,19 @@ fn two_images(work: &Path, tree: &Path) -> std::path::PathBuf {
     out
 }
 
+/// `kiln push OUT --to TO --jobs 1` succeeds and prints the image `app` with `digest`.
+fn push_one_at_a_time(out: &Path, to: &str, digest: &str) {
+    let push = support::run(support::kiln().arg("push").arg(out).args([
+        "--to",
+        to,
+        "--insecure-http",
+        "--jobs",
+        "1",
+    ]));
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    assert_eq!(String::from_utf8_lossy(&push.stdout), format!("{to}/app@{digest}\n"));
+}
+
 fn push_json(layout: &Path, to: &str, extra: &[&str]) -> Vec<Value> {
     let stdout = support::ok(
         support::kiln().arg("push").arg(layout).args(["--to", to, "--insecure-http", "--json"]).args(extra),
@@ -402,15 +415,7 @@ fn push_survives_resets_503s_and_429s() {
     );
     let to = format!("{}/faults", proxy.address);
     let started = std::time::Instant::now();
-    let push = support::run(support::kiln().arg("push").arg(&out).args([
-        "--to",
-        &to,
-        "--insecure-http",
-        "--jobs",
-        "1",
-    ]));
-    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
-    assert_eq!(String::from_utf8_lossy(&push.stdout), format!("{to}/app@{digest}\n"));
+    push_one_at_a_time(&out, &to, &digest);
     let counts = proxy.counts();
     // Every fault was injected as planned (the GET rule never matches: kiln does not probe).
     assert_eq!(counts.injected, [1, 2, 1, 1, 1, 0], "{counts:#?}");
@@ -515,15 +520,7 @@ fn chunked_uploads_where_a_proxy_refuses_large_bodies() {
 
     let proxy = proxy_for("OCI-Chunk-Min-Length: 1048576");
     let to = format!("{}/chunked", proxy.address);
-    let push = support::run(support::kiln().arg("push").arg(&out).args([
-        "--to",
-        &to,
-        "--insecure-http",
-        "--jobs",
-        "1",
-    ]));
-    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
-    assert_eq!(String::from_utf8_lossy(&push.stdout), format!("{to}/app@{digest}\n"));
+    push_one_at_a_time(&out, &to, &digest);
     let counts = proxy.counts();
     let posts = counts.requests.iter().filter(|r| r.starts_with("POST ")).count();
     assert_eq!(counts.injected[0], posts, "{counts:#?}");
