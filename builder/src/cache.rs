@@ -6,6 +6,7 @@
 //! - `sources/sha256/<hex>`: source files by content;
 //! - `images/<hex>/`: image sources by manifest digest, each an OCI layout;
 //! - `unpacked/<hex>-strip<N>/`, `unpacked/<hex>-strip0.image/`: extracted sources;
+//! - `local/<digest>/`: recipe directories as the steps see them (modes as committed);
 //! - `steps/<key>/`: a step's `out/` tree, `log` and `meta.json`, by input key;
 //! - `locks/`: one lock file per entry being made; `tmp/`: work in progress, each directory
 //!   with a lock file its build holds (opening the cache removes those nobody holds);
@@ -78,7 +79,7 @@ impl Cache {
                 reason: "no cache directory: set KILN_CACHE, XDG_CACHE_HOME or HOME".into(),
             })?,
         };
-        for sub in ["sources/sha256", "images", "unpacked", "steps", "locks", "tmp", "logs"] {
+        for sub in ["sources/sha256", "images", "unpacked", "local", "steps", "locks", "tmp", "logs"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir, source })?;
         }
@@ -100,6 +101,11 @@ impl Cache {
     /// Where a pulled image source lives (an OCI layout).
     pub fn image(&self, sha256: &str) -> PathBuf {
         self.root.join("images").join(sha256)
+    }
+
+    /// Where a copy of a recipe directory lives, by its digest.
+    pub fn local(&self, digest: &str) -> PathBuf {
+        self.root.join("local").join(digest)
     }
 
     /// Where an extracted source lives.

@@ -4,8 +4,8 @@
 //! of a toolchain root, read-only), its inputs read-only at fixed paths, `/build` (the working
 //! directory) and `/out` writable, a private `/tmp`, `/dev` with the usual character devices,
 //! its own `/proc`, no network device but `lo`, the hostname `kiln`, uid 0 mapped to the user
-//! running kiln, and only the fixed environment ([`FIXED_ENV`], `SOURCE_DATE_EPOCH`) plus what
-//! the recipe passes. Nothing of the host's environment leaks in.
+//! running kiln, umask 022 whatever kiln's is, and only the fixed environment ([`FIXED_ENV`],
+//! `SOURCE_DATE_EPOCH`) plus what the recipe passes. Nothing of the host's environment leaks in.
 //!
 //! The isolation itself sits behind [`Isolation`]; [`Namespaces`] implements it with Linux user,
 //! mount, pid, net, uts and ipc namespaces, rootless. The step's process is pid 1 of its pid
@@ -197,7 +197,7 @@ impl Isolation for Namespaces {
             .map_err(|source| Error::Sandbox { reason: format!("cannot duplicate a pipe: {source}") })?;
         let mut command = container.command("/bin/sh");
         command
-            .args(["-ec", script])
+            .args(["-ec", &format!("umask 022\n{script}")])
             .envs(spec.environment())
             .current_dir("/build")
             .stdin(hakoniwa::Stdio::from(

@@ -68,7 +68,7 @@ pub fn is_local_dir(recipe: &Recipe, source: &Source) -> bool {
 /// The identity a step's key uses for a source: its pin, or the content of a local directory.
 pub fn identity(recipe: &Recipe, source: &Source) -> Result<String> {
     match recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
-        Some(path) => Ok(format!("tree:sha256:{}", crate::tree::digest(&path)?)),
+        Some(path) => Ok(format!("tree:sha256:{}", crate::tree::digest_as_committed(&path)?)),
         None => Ok(pinned_identity(source)),
     }
 }
@@ -77,13 +77,7 @@ pub fn identity(recipe: &Recipe, source: &Source) -> Result<String> {
 pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions) -> Result<Fetched> {
     let source = &recipe.sources[name];
     if let Some(path) = recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
-        return Ok(Fetched {
-            identity: identity(recipe, source)?,
-            path,
-            sha256: None,
-            size: None,
-            overridden: false,
-        });
+        return local_dir(cache, &path);
     }
     if source.image.is_some() && !options.overrides.contains_key(name) {
         return fetch_image(recipe, name, source, cache, options);
@@ -123,6 +117,32 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
         file
     };
     Ok(Fetched { path, identity: pinned_identity(source), sha256, size: Some(size), overridden: false })
+}
+
+/// A directory of the recipe, as the steps see it: a copy in the cache with the modes version
+/// control keeps, so a checkout made under another umask gives the same inputs.
+fn local_dir(cache: &Cache, path: &Path) -> Result<Fetched> {
+    let digest = crate::tree::digest_as_committed(path)?;
+    let copy = cache.local(&digest);
+    let _lock = cache.lock(&format!("local-{digest}"))?;
+    let intact = copy.is_dir() && crate::tree::digest_as_committed(&copy)? == digest;
+    if !intact {
+        if copy.exists() {
+            extract::make_writable(&copy);
+            fs::remove_dir_all(&copy).map_err(|source| Error::Write { path: copy.clone(), source })?;
+        }
+        let work = cache.temp_dir()?;
+        let staged = work.path().join("tree");
+        crate::tree::copy_as_committed(path, &staged)?;
+        fs::rename(&staged, &copy).map_err(|source| Error::Write { path: copy.clone(), source })?;
+    }
+    Ok(Fetched {
+        identity: format!("tree:sha256:{digest}"),
+        path: copy,
+        sha256: None,
+        size: None,
+        overridden: false,
+    })
 }
 
 /// Where the source comes from, for messages.

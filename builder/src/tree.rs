@@ -20,8 +20,51 @@ pub fn digest(root: &Path) -> Result<String> {
         return file_sha256(root);
     }
     let mut hasher = Sha256::new();
-    visit(root, root, &mut hasher)?;
+    visit(root, root, Modes::Exact, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// The digest of a tree as version control keeps it: modes reduced to 0755 (directories and
+/// files with any execute bit) and 0644, so a checkout under another umask has the same one.
+pub fn digest_as_committed(root: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    visit(root, root, Modes::AsCommitted, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Copies the tree at `from` to the new directory `to` with modes as version control keeps
+/// them ([`digest_as_committed`]); symbolic links are copied as links, never followed.
+pub fn copy_as_committed(from: &Path, to: &Path) -> Result<()> {
+    let write_error = |path: &Path, source| Error::Write { path: path.to_owned(), source };
+    fs::create_dir(to).map_err(|source| write_error(to, source))?;
+    let mut entries: Vec<_> = fs::read_dir(from)
+        .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| Error::Read { path: from.to_owned(), source })?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let meta =
+            fs::symlink_metadata(&source).map_err(|e| Error::Read { path: source.clone(), source: e })?;
+        if meta.file_type().is_symlink() {
+            let link = fs::read_link(&source).map_err(|e| Error::Read { path: source.clone(), source: e })?;
+            std::os::unix::fs::symlink(link, &target).map_err(|e| write_error(&target, e))?;
+        } else if meta.is_dir() {
+            copy_as_committed(&source, &target)?;
+        } else if meta.is_file() {
+            fs::copy(&source, &target).map_err(|e| write_error(&target, e))?;
+            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(|e| write_error(&target, e))?;
+        }
+    }
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).map_err(|e| write_error(to, e))
+}
+
+/// Which permission bits a digest covers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Modes {
+    Exact,
+    AsCommitted,
 }
 
 /// SHA-256 (hex) of a file's content.
@@ -39,7 +82,7 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn visit(root: &Path, dir: &Path, hasher: &mut Sha256) -> Result<()> {
+fn visit(root: &Path, dir: &Path, modes: Modes, hasher: &mut Sha256) -> Result<()> {
     let read_error = |source| Error::Read { path: dir.to_owned(), source };
     let mut entries: Vec<_> =
         fs::read_dir(dir).map_err(read_error)?.collect::<Result<_, _>>().map_err(read_error)?;
@@ -51,7 +94,11 @@ fn visit(root: &Path, dir: &Path, hasher: &mut Sha256) -> Result<()> {
         let relative = path.strip_prefix(root).unwrap_or(&path);
         hasher.update(relative.as_os_str().as_bytes());
         hasher.update([0]);
-        let mode = meta.permissions().mode() & 0o7777;
+        let mode = match modes {
+            Modes::Exact => meta.permissions().mode() & 0o7777,
+            Modes::AsCommitted if meta.is_dir() || meta.permissions().mode() & 0o111 != 0 => 0o755,
+            Modes::AsCommitted => 0o644,
+        };
         if meta.file_type().is_symlink() {
             let target = fs::read_link(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
             hasher.update(b"l\0");
@@ -59,7 +106,7 @@ fn visit(root: &Path, dir: &Path, hasher: &mut Sha256) -> Result<()> {
         } else if meta.is_dir() {
             hasher.update(format!("d\0{mode:o}"));
             hasher.update(b"\n");
-            visit(root, &path, hasher)?;
+            visit(root, &path, modes, hasher)?;
             continue;
         } else if meta.is_file() {
             hasher.update(format!("f\0{mode:o}\0{}", file_sha256(&path)?));

@@ -89,7 +89,7 @@ fn the_environment_is_fixed_and_nothing_leaks_from_the_host() {
     });
     assert_eq!(exit, Exit::Code(0));
     let expected = "HOME=/build\nKBUILD_BUILD_USER=kiln\nLC_ALL=C\nPATH=/usr/bin:/bin:/usr/sbin:/sbin\n\
-                    PWD=/build\nSHELL=/bin/sh\nSOURCE_DATE_EPOCH=1700000000\nTZ=UTC\nkiln\n0\n/build\n";
+                    PWD=/build\nSHELL=/bin/sh\nSOURCE_DATE_EPOCH=1700000000\nTZ=UTC\nkiln\n0\n/build\n0022\n";
     assert!(output.starts_with(expected), "{output}");
 }
 

@@ -556,3 +556,22 @@ fn concurrent_builds_share_one_cache() {
     assert_eq!(log.matches("built  greet").count(), 1, "{log}");
     assert_eq!(log.matches("built  extension").count(), 1, "{log}");
 }
+
+#[test]
+fn a_checkout_made_under_another_umask_has_the_same_inputs() {
+    if !support::require_tool("musl-gcc") {
+        return;
+    }
+    let work = support::tempdir();
+    fs::create_dir(work.path().join("a")).unwrap();
+    fs::create_dir(work.path().join("b")).unwrap();
+    let first = smoke_copy(&work.path().join("a"));
+    let second = smoke_copy(&work.path().join("b"));
+    // What `umask 077` before `git clone` gives: no bits for group and others.
+    support::ok(Command::new("chmod").args(["-R", "go-rwx"]).arg(&second));
+    let cache = work.path().join("cache");
+    let (digests, _) = built_ok(&first, &work.path().join("out-a"), &cache);
+    let (again, log) = built_ok(&second, &work.path().join("out-b"), &cache);
+    assert_eq!(digests, again);
+    assert!(!log.contains("built"), "the same inputs, so every step is cached: {log}");
+}

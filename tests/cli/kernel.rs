@@ -107,3 +107,53 @@ fn a_kernel_option_that_does_not_stick_fails_before_the_compile() {
     assert!(message.contains("hint: make olddefconfig drops"), "{message}");
     assert!(!message.contains("built  kernel"), "{message}");
 }
+
+#[test]
+fn the_smoke_kernel_boots_and_loads_its_module() {
+    if !can_build() || !support::require_tool("qemu-system-x86_64") || !support::require_tool("umoci") {
+        return;
+    }
+    let work = support::tempdir();
+    let out = work.path().join("out");
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", support::shared_cache())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .arg("build")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for image in ["kernel", "initramfs"] {
+        support::ok(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:{image}:smoke", out.display()))
+                .arg(work.path().join(image)),
+        );
+    }
+    let console = support::run(
+        Command::new("timeout")
+            .args([
+                "300",
+                "qemu-system-x86_64",
+                "-m",
+                "256",
+                "-nographic",
+                "-no-reboot",
+                "-accel",
+                "tcg",
+                "-kernel",
+            ])
+            .arg(work.path().join("kernel/rootfs/boot/vmlinuz"))
+            .arg("-initrd")
+            .arg(work.path().join("initramfs/rootfs/initramfs.zst"))
+            .args(["-append", "console=ttyS0 panic=-1"])
+            .stdin(std::process::Stdio::null()),
+    );
+    let text = String::from_utf8_lossy(&console.stdout);
+    let report =
+        text.lines().find(|l| l.starts_with("kiln-smoke: booted ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(report.contains("-kiln-smoke with modules: crc_ccitt"), "{report}");
+}

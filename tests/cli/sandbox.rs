@@ -31,6 +31,18 @@ fn a_secret_in_kilns_environment_does_not_reach_the_step() {
 }
 
 #[test]
+fn the_umask_is_fixed() {
+    let output = support::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("umask 077 && exec \"$0\" sandbox 'umask; touch /out/f; stat -c %a /out/f'")
+            .arg(env!("CARGO_BIN_EXE_kiln")),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "0022\n644\n");
+}
+
+#[test]
 fn a_failing_script_exits_1_and_bad_arguments_2() {
     let output = support::run(support::kiln().args(["sandbox", "echo before; exit 7"]));
     assert_eq!(output.status.code(), Some(1));
