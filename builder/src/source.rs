@@ -76,12 +76,6 @@ pub fn identity(recipe: &Recipe, source: &Source) -> Result<String> {
 /// Makes source `name` available: cached, verified, extracted if the recipe says so.
 pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions) -> Result<Fetched> {
     let source = &recipe.sources[name];
-    if let Some(path) = recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
-        return local_dir(cache, &path);
-    }
-    if source.image.is_some() && !options.overrides.contains_key(name) {
-        return fetch_image(recipe, name, source, cache, options);
-    }
     if let Some(path) = options.overrides.get(name) {
         let digest = crate::tree::digest(path)?;
         let is_file = path.is_file();
@@ -92,6 +86,12 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
             size: if is_file { fs::metadata(path).ok().map(|m| m.len()) } else { None },
             overridden: true,
         });
+    }
+    if let Some(path) = recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
+        return local_dir(cache, &path);
+    }
+    if source.image.is_some() {
+        return fetch_image(recipe, name, source, cache, options);
     }
     let _lock = cache.lock(&format!("source-{}", pinned_identity(source).replace(':', "-")))?;
     let file = match cached(cache, source)? {
