@@ -49,6 +49,9 @@ pub(crate) enum Command {
     /// Kernel configuration: merge fragments, check a final .config, diff two configs.
     #[command(subcommand)]
     Kconfig(KconfigCommand),
+    /// Kernel modules: sign, verify, and make signing keys.
+    #[command(subcommand)]
+    Modules(ModulesCommand),
     /// Run a shell script in the build sandbox, exactly as recipe steps run (to debug a step).
     ///
     /// The script runs with `/bin/sh -ec` in /build, with the host's toolchain (/usr) read-only,
@@ -197,6 +200,84 @@ pub(crate) struct KconfigDiffArgs {
     pub(crate) old: PathBuf,
     /// New config.
     pub(crate) new: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModulesCommand {
+    /// Sign modules in place, byte-identical to the kernel's scripts/sign-file.
+    ///
+    /// A module already validly signed by this key with this hash is left as it is; one
+    /// carrying any other signature is an error (--replace strips it and signs again). Modules
+    /// are signed in parallel; each is replaced atomically.
+    Sign(ModulesSignArgs),
+    /// Check module signatures against a certificate, as the kernel does when loading them.
+    ///
+    /// Exits 1 and lists each module that is unsigned, malformed, signed by another key or
+    /// modified after signing, with the reason.
+    Verify(ModulesVerifyArgs),
+    /// Generate an RSA signing key and self-signed certificate (CONFIG_MODULE_SIG_KEY).
+    ///
+    /// Writes the PKCS#8 private key followed by the certificate as PEM (mode 0600). The
+    /// certificate is valid from SOURCE_DATE_EPOCH (default 0) for 36500 days. With --seed
+    /// the key and certificate are the same bytes for the same seed: the seed is then as
+    /// secret as the key.
+    Keygen(ModulesKeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModulesSignArgs {
+    /// Private key PEM (PKCS#8 or PKCS#1), possibly followed by the certificate, like the
+    /// kernel's certs/signing_key.pem.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    /// X.509 certificate, PEM or DER (default: the certificate in --key).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Digest algorithm (CONFIG_MODULE_SIG_HASH).
+    #[arg(long, value_enum, default_value_t = HashArg::Sha512)]
+    pub(crate) hash: HashArg,
+    /// Strip a signature by another key (or an invalid one) and sign again.
+    #[arg(long)]
+    pub(crate) replace: bool,
+    /// The modules (.ko, uncompressed).
+    #[arg(required = true, value_name = "FILE.ko")]
+    pub(crate) modules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum HashArg {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModulesVerifyArgs {
+    /// X.509 certificate of the signing key, PEM or DER.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: PathBuf,
+    /// The modules (.ko, uncompressed).
+    #[arg(required = true, value_name = "FILE.ko")]
+    pub(crate) modules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModulesKeygenArgs {
+    /// Where to write the private key and certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// Also write the certificate here, in DER (like certs/signing_key.x509).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert_out: Option<PathBuf>,
+    /// Derive the key from this file's bytes (at least 32) instead of at random.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) seed: Option<PathBuf>,
+    /// RSA key size (2048 to 4096).
+    #[arg(long, default_value_t = kiln_modules::signing::keygen::DEFAULT_BITS)]
+    pub(crate) bits: usize,
+    /// Certificate subject and issuer, an RFC 4514 name.
+    #[arg(long, default_value = kiln_modules::signing::keygen::DEFAULT_SUBJECT, value_name = "NAME")]
+    pub(crate) subject: String,
 }
 
 #[derive(Debug, Args)]

@@ -7,3 +7,5 @@
 //!
 //! Must not: load modules, read `/lib/modules` or `/proc` of the running system (it takes a
 //! base directory), or print.
+
+pub mod signing;
