@@ -13,6 +13,7 @@ mod inspect;
 mod interop;
 mod kconfig;
 mod kernel;
+mod modules_sign;
 mod proxy;
 mod registry;
 mod reproducibility;
