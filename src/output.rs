@@ -49,6 +49,9 @@ pub(crate) fn error(error: &anyhow::Error) {
             .and_then(kiln_layers::Error::hint)
             .or_else(|| c.downcast_ref::<kiln_registry::Error>().and_then(kiln_registry::Error::hint))
             .or_else(|| c.downcast_ref::<kiln_builder::Error>().and_then(kiln_builder::Error::hint))
+            .or_else(|| {
+                c.downcast_ref::<kiln_modules::Error>().and_then(kiln_modules::Error::hint).map(str::to_owned)
+            })
     });
     if let Some(hint) = hint {
         let _ = writeln!(text, "hint: {hint}");

@@ -4,6 +4,7 @@ mod build;
 mod diff;
 mod inspect;
 mod kconfig;
+mod modules;
 mod pack;
 mod pull;
 mod push;
@@ -22,6 +23,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pull(args) => pull::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Kconfig(command) => kconfig::run(command),
+        Command::Modules(command) => modules::run(command),
         Command::Sandbox(args) => sandbox::run(args),
     }
 }
