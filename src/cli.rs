@@ -49,7 +49,8 @@ pub(crate) enum Command {
     /// Kernel configuration: merge fragments, check a final .config, diff two configs.
     #[command(subcommand)]
     Kconfig(KconfigCommand),
-    /// Kernel modules: sign, verify, and make signing keys.
+    /// Kernel modules: show what a module holds, index a module tree, check compatibility,
+    /// sign and verify modules, make signing keys.
     #[command(subcommand)]
     Modules(ModulesCommand),
     /// Run a shell script in the build sandbox, exactly as recipe steps run (to debug a step).
@@ -202,27 +203,6 @@ pub(crate) struct KconfigDiffArgs {
     pub(crate) new: PathBuf,
 }
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum ModulesCommand {
-    /// Sign modules in place, byte-identical to the kernel's scripts/sign-file.
-    ///
-    /// A module already validly signed by this key with this hash is left as it is; one
-    /// carrying any other signature is an error (--replace strips it and signs again). Modules
-    /// are signed in parallel; each is replaced atomically.
-    Sign(ModulesSignArgs),
-    /// Check module signatures against a certificate, as the kernel does when loading them.
-    ///
-    /// Exits 1 and lists each module that is unsigned, malformed, signed by another key or
-    /// modified after signing, with the reason.
-    Verify(ModulesVerifyArgs),
-    /// Generate an RSA signing key and self-signed certificate (CONFIG_MODULE_SIG_KEY).
-    ///
-    /// Writes the PKCS#8 private key followed by the certificate as PEM (mode 0600). The
-    /// certificate is valid from SOURCE_DATE_EPOCH (default 0) for 36500 days. With --seed
-    /// the key and certificate are the same bytes for the same seed: the seed is then as
-    /// secret as the key.
-    Keygen(ModulesKeygenArgs),
-}
 
 #[derive(Debug, Args)]
 pub(crate) struct ModulesSignArgs {
@@ -382,6 +362,99 @@ pub(crate) struct DiffArgs {
     /// Second image, same forms.
     pub(crate) b: String,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModulesCommand {
+    /// Show what module files hold: every .modinfo field in file order, the parsed vermagic,
+    /// __versions CRCs, exported and needed symbols.
+    ///
+    /// Reads .ko, .ko.xz, .ko.zst and .ko.gz files, signed or not.
+    Info(ModulesInfoArgs),
+    /// Write the module indexes of a tree, as kmod's `depmod -b BASEDIR KVER` does.
+    ///
+    /// Modules are looked for in BASEDIR/lib/modules/KVER, or BASEDIR/usr/lib/modules/KVER when
+    /// only that exists (or in --moduledir). Writes modules.dep, .alias, .softdep, .symbols,
+    /// .devname and the .bin indexes kmod reads (dep, alias, symbols, builtin, builtin.alias),
+    /// byte-identical to kmod 30's, each replaced atomically. No depmod.d configuration is read
+    /// unless given with --config.
+    Depmod(ModulesDepmodArgs),
+    /// Check modules against a kernel: vermagic (release and .config flags), __versions CRCs
+    /// against Module.symvers, and needed symbols no one provides.
+    ///
+    /// Prints one line per problem, naming the module and symbol; exits 1 when there is any.
+    Check(ModulesCheckArgs),
+    /// Sign modules in place, byte-identical to the kernel's scripts/sign-file.
+    ///
+    /// A module already validly signed by this key with this hash is left as it is; one
+    /// carrying any other signature is an error (--replace strips it and signs again). Modules
+    /// are signed in parallel; each is replaced atomically.
+    Sign(ModulesSignArgs),
+    /// Check module signatures against a certificate, as the kernel does when loading them.
+    ///
+    /// Exits 1 and lists each module that is unsigned, malformed, signed by another key or
+    /// modified after signing, with the reason.
+    Verify(ModulesVerifyArgs),
+    /// Generate an RSA signing key and self-signed certificate (CONFIG_MODULE_SIG_KEY).
+    ///
+    /// Writes the PKCS#8 private key followed by the certificate as PEM (mode 0600). The
+    /// certificate is valid from SOURCE_DATE_EPOCH (default 0) for 36500 days. With --seed
+    /// the key and certificate are the same bytes for the same seed: the seed is then as
+    /// secret as the key.
+    Keygen(ModulesKeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModulesInfoArgs {
+    /// Module files.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// Print JSON: an array with one object per file.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModulesDepmodArgs {
+    /// Root of the tree holding lib/modules/KVER (depmod -b).
+    #[arg(short = 'b', long, value_name = "DIR")]
+    pub(crate) basedir: PathBuf,
+    /// Kernel release: the directory name under the modules directory.
+    pub(crate) release: String,
+    /// The modules directory inside BASEDIR (default: /lib/modules, else /usr/lib/modules).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) moduledir: Option<PathBuf>,
+    /// depmod.d configuration file or directory (repeatable; depmod -C).
+    #[arg(short = 'C', long = "config", value_name = "FILE")]
+    pub(crate) config: Vec<PathBuf>,
+    /// The kernel's Module.symvers: warn about unknown symbols and CRC disagreements (depmod -e -E).
+    #[arg(short = 'E', long, value_name = "FILE")]
+    pub(crate) symvers: Option<PathBuf>,
+    /// Write nothing; print modules.dep on stdout (depmod -n prints every file).
+    #[arg(short = 'n', long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModulesCheckArgs {
+    /// Module files to check.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// The kernel release the modules must be built for.
+    #[arg(long, value_name = "KVER")]
+    pub(crate) release: String,
+    /// The kernel's .config: check the vermagic flags (SMP, preempt, mod_unload, modversions).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kconfig: Option<PathBuf>,
+    /// The kernel's Module.symvers: check __versions CRCs and which symbols the kernel exports.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) symvers: Option<PathBuf>,
+    /// A directory of modules (searched recursively) whose exports also count as provided.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) tree: Option<PathBuf>,
+    /// Print the problems as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -33,6 +33,9 @@ impl Exit {
             if let Some(error) = cause.downcast_ref::<kiln_builder::Error>() {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }
+            if let Some(error) = cause.downcast_ref::<kiln_modules::Error>() {
+                return if error.is_input_error() { Exit::Input } else { Exit::Environment };
+            }
             if let Some(error) = cause.downcast_ref::<kiln_modules::signing::Error>() {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }

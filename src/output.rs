@@ -50,6 +50,9 @@ pub(crate) fn error(error: &anyhow::Error) {
             .or_else(|| c.downcast_ref::<kiln_registry::Error>().and_then(kiln_registry::Error::hint))
             .or_else(|| c.downcast_ref::<kiln_builder::Error>().and_then(kiln_builder::Error::hint))
             .or_else(|| {
+                c.downcast_ref::<kiln_modules::Error>().and_then(kiln_modules::Error::hint).map(str::to_owned)
+            })
+            .or_else(|| {
                 c.downcast_ref::<kiln_modules::signing::Error>().and_then(kiln_modules::signing::Error::hint)
             })
     });

@@ -7,5 +7,22 @@
 //!
 //! Must not: load modules, read `/lib/modules` or `/proc` of the running system (it takes a
 //! base directory), or print.
+//!
+//! Brief overview: [`Module::read`] reads one file (compressed or not, signed or not);
+//! [`depmod::depmod`] indexes a tree as kmod 30's `depmod -b` does; [`check`] compares modules
+//! with a kernel. Nothing here panics on malformed input: every failure is an [`Error`] naming
+//! the file.
 
+pub mod check;
+pub mod depmod;
+mod elf;
+mod error;
+pub mod index;
+mod kmodhash;
+pub mod module;
 pub mod signing;
+pub mod symvers;
+pub mod vermagic;
+
+pub use error::{Error, Result};
+pub use module::Module;
