@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success; for `diff`, the inputs are identical |
-//! | 1 | the command worked and found differences (`diff`, `kconfig diff`) or values that did not stick (`kconfig check`); the script failed (`sandbox`) |
+//! | 1 | the command worked and found differences (`diff`, `kconfig diff`) or values that did not stick (`kconfig check`); modules without a valid signature (`modules verify`); the script failed (`sandbox`) |
 //! | 2 | the command line is wrong (unknown flag, missing argument, bad value) |
 //! | 3 | the input is wrong: a tree, layout, reference or value kiln was given |
 //! | 4 | the environment failed: I/O on kiln's own output, permissions, a missing tool |
@@ -78,6 +78,11 @@ mod tests {
         assert_eq!(Exit::classify(&environment), Exit::Environment);
         let epoch = anyhow::Error::new(kiln_reproducible::Epoch::parse("soon").unwrap_err());
         assert_eq!(Exit::classify(&epoch), Exit::Input);
+        let mismatch = kiln_modules::signing::Error::KeyMismatch { key: "k".into(), certificate: "c".into() };
+        assert_eq!(Exit::classify(&anyhow::Error::new(mismatch)), Exit::Input);
+        let io = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let unwritable = kiln_modules::signing::Error::Write { path: "m.ko".into(), source: io };
+        assert_eq!(Exit::classify(&anyhow::Error::new(unwritable)), Exit::Environment);
         assert_eq!(Exit::classify(&anyhow::anyhow!("other")), Exit::Environment);
     }
 }

@@ -454,6 +454,8 @@ fn malformed_keys_certificates_modules_and_seeds_are_named() {
     bytes.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4]);
     bytes.extend_from_slice(MARKER);
     fs::write(&bad_module, bytes).unwrap();
+    let compressed = dir.join("compressed.ko.xz");
+    fs::write(&compressed, b"\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46").unwrap();
     let short_seed = dir.join("short-seed");
     fs::write(&short_seed, "too short").unwrap();
 
@@ -474,6 +476,11 @@ fn malformed_keys_certificates_modules_and_seeds_are_named() {
             sign(&key, Some(&cert), std::slice::from_ref(&bad_module)),
             bad_module.display().to_string(),
             "signature type 1 is not PKCS#7",
+        ),
+        (
+            sign(&key, Some(&cert), std::slice::from_ref(&compressed)),
+            compressed.display().to_string(),
+            "is not an ELF module but xz-compressed",
         ),
         (
             support::run(support::kiln().args(["modules", "verify", "--cert"]).arg(&empty).args(&module)),

@@ -140,7 +140,7 @@ pub fn read_signature(module: &[u8]) -> Result<Option<SignatureInfo>, SignatureF
     };
     let parsed = pkcs7::decode(appended.pkcs7)?;
     let (signer, key_id) = match &parsed.signer {
-        SignerId::IssuerSerial { issuer_cn, serial } => (issuer_cn.clone(), serial.clone()),
+        SignerId::IssuerSerial { issuer_cn, serial, .. } => (issuer_cn.clone(), serial.clone()),
         SignerId::KeyId(key_id) => (String::new(), key_id.clone()),
     };
     Ok(Some(SignatureInfo {

@@ -62,6 +62,14 @@ pub enum Error {
         #[source]
         source: SignatureFormatError,
     },
+    /// A file to sign that is not an ELF module, e.g. a compressed one.
+    #[error("{} is not an ELF module{}", path.display(), compression.map(|c| format!(" but {c}-compressed")).unwrap_or_default())]
+    NotElf {
+        /// The file.
+        path: PathBuf,
+        /// The compression its magic number shows (`xz`, `zstd`, `gzip`), if any.
+        compression: Option<&'static str>,
+    },
     /// A module that already carries a signature which is not a valid one by this key and hash.
     #[error("{} is already signed ({existing}); not signing it again", path.display())]
     AlreadySigned {
@@ -122,6 +130,9 @@ impl Error {
                 "to strip the existing signature and sign the module's contents as they are, pass --replace"
                     .into(),
             ),
+            Error::NotElf { compression: Some(_), .. } => {
+                Some("sign modules before compressing them; the kernel checks the decompressed bytes".into())
+            }
             Error::KeyMismatch { .. } => {
                 Some("pass the certificate made with this key (--cert), or the PEM holding both".into())
             }

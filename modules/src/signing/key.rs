@@ -75,9 +75,10 @@ impl Certificate {
         pkcs7::magnitude(self.serial.as_bytes())
     }
 
-    /// Whether a signature naming `issuer_cn` and `serial` names this certificate.
-    pub(crate) fn is_named_by(&self, issuer_cn: &str, serial: &[u8]) -> bool {
-        self.issuer_common_name() == issuer_cn && self.serial() == serial
+    /// Whether a signature naming `issuer` and `serial` names this certificate, as the kernel
+    /// finds a module's key: by the whole issuer name and the serial number.
+    pub(crate) fn is_named_by(&self, issuer: &Name, serial: &[u8]) -> bool {
+        self.issuer == *issuer && self.serial() == serial
     }
 }
 

@@ -227,3 +227,62 @@ fn time(seconds: u64) -> Result<Time, String> {
     };
     time.map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::{
+        Certificate, HashAlgorithm, Outcome, Reason, SignOptions, Signer, SigningKey, Verifier,
+    };
+
+    fn options(seed: Option<Seed>) -> KeygenOptions {
+        KeygenOptions { bits: 2048, subject: DEFAULT_SUBJECT.into(), not_before: Epoch::UNIX, seed }
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_key_and_certificate() {
+        let one = generate(&options(Some(Seed::from_bytes(&[1; 32])))).unwrap();
+        let again = generate(&options(Some(Seed::from_bytes(&[1; 32])))).unwrap();
+        let other = generate(&options(Some(Seed::from_bytes(&[2; 32])))).unwrap();
+        assert_eq!(*one.pem, *again.pem);
+        assert_eq!(one.certificate_der, again.certificate_der);
+        assert_ne!(*one.pem, *other.pem);
+        assert!(one.pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert!(one.pem.ends_with("-----END CERTIFICATE-----\n"));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for bits in [1024, 2047, 8192] {
+            let error = generate(&KeygenOptions { bits, ..options(None) }).unwrap_err();
+            assert!(matches!(error, Error::Bits { bits: b } if b == bits));
+        }
+        for subject in ["", "not a name", "CN"] {
+            let error = generate(&KeygenOptions { subject: subject.into(), ..options(None) }).unwrap_err();
+            assert!(matches!(error, Error::Subject { .. }), "{subject:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn generated_keys_sign_and_verify_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = generate(&options(Some(Seed::from_bytes(&[3; 32])))).unwrap();
+        let pem = dir.path().join("key.pem");
+        generated.write(&pem, None).unwrap();
+        let key = SigningKey::load(&pem, None).unwrap();
+        assert_eq!(key.certificate().issuer_common_name(), "kiln module signing key");
+        let module = dir.path().join("m.ko");
+        std::fs::write(&module, b"\x7fELF a module").unwrap();
+        let signer = Signer::new(key.clone(), SignOptions { hash: HashAlgorithm::Sha384, replace: false });
+        assert_eq!(signer.sign_file(&module).unwrap(), Outcome::Signed);
+        assert_eq!(signer.sign_file(&module).unwrap(), Outcome::AlreadySigned);
+        let signed = std::fs::read(&module).unwrap();
+        assert!(signed.starts_with(b"\x7fELF a module"));
+        let verifier = Verifier::new(Certificate::load(&pem).unwrap());
+        assert_eq!(verifier.verify_bytes(&signed), Ok(HashAlgorithm::Sha384));
+        let mut tampered = signed.clone();
+        tampered[1] ^= 1;
+        assert_eq!(verifier.verify_bytes(&tampered), Err(Reason::Mismatch));
+        assert_eq!(verifier.verify_bytes(b"\x7fELF a module"), Err(Reason::Unsigned));
+    }
+}

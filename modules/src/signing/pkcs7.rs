@@ -22,6 +22,8 @@ use super::hash::HashAlgorithm;
 pub(crate) enum SignerId {
     /// By the issuer and serial number of their certificate (what `sign-file` writes).
     IssuerSerial {
+        /// The issuer's name.
+        issuer: Name,
         /// The issuer's common name.
         issuer_cn: String,
         /// The serial number's magnitude, big-endian, without leading zero bytes.
@@ -92,6 +94,7 @@ pub(crate) fn decode(der: &[u8]) -> Result<Parsed, SignatureFormatError> {
         .ok_or_else(|| SignatureFormatError::Pkcs7("it has no signer".into()))?;
     let signer = match &signer_info.sid {
         SignerIdentifier::IssuerAndSerialNumber(id) => SignerId::IssuerSerial {
+            issuer: id.issuer.clone(),
             issuer_cn: common_name(&id.issuer),
             serial: magnitude(id.serial_number.as_bytes()),
         },

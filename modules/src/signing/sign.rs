@@ -81,6 +81,9 @@ impl Signer {
     pub fn sign_file(&self, path: &Path) -> Result<Outcome, Error> {
         let mut module =
             std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        if !module.starts_with(b"\x7fELF") {
+            return Err(Error::NotElf { path: path.to_owned(), compression: compression(&module) });
+        }
         let existing = appended::split(&module)
             .map_err(|source| Error::Module { path: path.to_owned(), source })?
             .map(|appended| (appended.unsigned.len(), self.existing(&appended)));
@@ -113,6 +116,14 @@ impl Signer {
     fn existing(&self, appended: &appended::Appended<'_>) -> Result<HashAlgorithm, Reason> {
         self.verifier.check(appended)
     }
+}
+
+/// The compression a file's magic number shows.
+fn compression(bytes: &[u8]) -> Option<&'static str> {
+    [(&b"\xfd7zXZ\x00"[..], "xz"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x1f\x8b", "gzip")]
+        .into_iter()
+        .find(|(magic, _)| bytes.starts_with(magic))
+        .map(|(_, name)| name)
 }
 
 /// An existing signature in words: by whom, and why it is not kept.

@@ -90,8 +90,8 @@ impl Verifier {
     pub(crate) fn check(&self, appended: &Appended<'_>) -> Result<HashAlgorithm, Reason> {
         let parsed = pkcs7::decode(appended.pkcs7).map_err(Reason::Malformed)?;
         match &parsed.signer {
-            SignerId::IssuerSerial { issuer_cn, serial } => {
-                if !self.certificate.is_named_by(issuer_cn, serial) {
+            SignerId::IssuerSerial { issuer, issuer_cn, serial } => {
+                if !self.certificate.is_named_by(issuer, serial) {
                     return Err(Reason::OtherSigner { signer: issuer_cn.clone(), key_id: serial.clone() });
                 }
             }

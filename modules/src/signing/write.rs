@@ -18,7 +18,6 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), E
     let mut temp = tempfile::Builder::new().prefix(".kiln-").tempfile_in(dir).map_err(error)?;
     temp.as_file().set_permissions(Permissions::from_mode(mode)).map_err(error)?;
     temp.write_all(bytes).map_err(error)?;
-    temp.as_file().sync_all().map_err(error)?;
     temp.persist(path).map_err(|e| error(e.error))?;
     Ok(())
 }
