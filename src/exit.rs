@@ -33,6 +33,9 @@ impl Exit {
             if let Some(error) = cause.downcast_ref::<kiln_builder::Error>() {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }
+            if let Some(error) = cause.downcast_ref::<kiln_kconfig::LoadError>() {
+                return if error.is_input_error() { Exit::Input } else { Exit::Environment };
+            }
             if cause.is::<kiln_reproducible::EpochError>()
                 || cause.is::<kiln_kconfig::Error>()
                 || cause.is::<kiln_kconfig::merge::StrictViolation>()
