@@ -183,7 +183,11 @@ impl Explainer<'_, '_> {
             if let Some(property) = self.engine.default_property(id) {
                 let property = tree.property(property);
                 if let PropertyKind::Default(expr) = &property.kind {
-                    let text = format!("default {}", self.describe(expr));
+                    let text = if symbol.kind.is_tristate_like() {
+                        format!("default {}", self.describe(expr))
+                    } else {
+                        format!("default {}", tree.render(expr))
+                    };
                     self.say(depth, text, Some(property.location.clone()));
                 }
             } else if !symbol.kind.is_tristate_like() || state.tri == Tri::No {
@@ -274,10 +278,12 @@ impl Explainer<'_, '_> {
         if !symbol.kind.is_tristate_like() && state.visible != Tri::No {
             for &property in &symbol.properties {
                 let property = tree.property(property);
-                if let PropertyKind::Range(low, high) = property.kind {
-                    let text =
-                        format!("range {} {}", self.engine.string_value(low), self.engine.string_value(high));
-                    self.say(depth, text, Some(property.location.clone()));
+                if let PropertyKind::Range(low, high) = property.kind
+                    && property.condition.as_ref().is_none_or(|c| self.engine.eval(c) != Tri::No)
+                {
+                    let (low, high) = (self.engine.string_value(low), self.engine.string_value(high));
+                    self.say(depth, format!("outside range {low} {high}"), Some(property.location.clone()));
+                    break;
                 }
             }
         }
