@@ -37,8 +37,25 @@ const KBUILD_TOOLS: [(&str, &str); 16] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probes {
     outputs: BTreeMap<String, String>,
-    replay: bool,
+    mode: Mode,
+    /// The commands asked for (the record of a run keeps only these).
+    asked: std::collections::BTreeSet<String>,
 }
+
+/// How a command that is not recorded yet is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Mode {
+    /// Run it.
+    #[default]
+    Live,
+    /// Fail: only recorded commands are answered.
+    Replay,
+    /// Note it for [`Probes::prefetch`] and answer `n` for now (a first pass over the tree).
+    Collect,
+}
+
+/// The placeholder output of a collected command: a word every use of a probe accepts.
+const PLACEHOLDER: &str = "n";
 
 impl Probes {
     /// Probes that run every command through `/bin/sh`, recording the outputs.
@@ -49,7 +66,68 @@ impl Probes {
     /// Probes answered only from `outputs` (a record of an earlier run); a command that is not
     /// recorded is an error.
     pub fn replay(outputs: BTreeMap<String, String>) -> Probes {
-        Probes { outputs, replay: true }
+        Probes { outputs, mode: Mode::Replay, asked: Default::default() }
+    }
+
+    /// Only the commands that were asked for, with their outputs: the record of this run.
+    pub(crate) fn asked_only(&self) -> Probes {
+        let outputs =
+            self.outputs.iter().filter(|(c, _)| self.asked.contains(*c)).map(|(c, o)| (c.clone(), o.clone()));
+        Probes { outputs: outputs.collect(), mode: self.mode, asked: self.asked.clone() }
+    }
+
+    /// Whether commands not recorded are run.
+    pub(crate) fn is_live(&self) -> bool {
+        self.mode == Mode::Live
+    }
+
+    /// A copy that notes the commands it is asked for instead of running them.
+    pub(crate) fn collecting(&self) -> Probes {
+        Probes { outputs: self.outputs.clone(), mode: Mode::Collect, asked: Default::default() }
+    }
+
+    /// Runs the commands a collecting copy noted (those not recorded yet), several at a time,
+    /// and records their outputs. Each runs exactly as [`Probes::run`] would run it alone.
+    pub(crate) fn prefetch(
+        &mut self,
+        collected: &Probes,
+        variables: &BTreeMap<String, String>,
+        dir: &Path,
+    ) -> Result<(), LoadError> {
+        let pending: Vec<&String> = collected
+            .outputs
+            .iter()
+            .filter(|(command, output)| *output == PLACEHOLDER && !self.outputs.contains_key(*command))
+            .map(|(command, _)| command)
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Vec<(String, Result<String, ProbeFailure>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.min(pending.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(command) = pending.get(index) else { break };
+                            done.push(((*command).clone(), Probes::live().run(command, variables, dir)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|worker| worker.join().unwrap_or_default()).collect()
+        });
+        for (command, result) in results.into_iter().flatten() {
+            match result {
+                Ok(output) => {
+                    self.outputs.insert(command, output);
+                }
+                Err(ProbeFailure::Spawn(source)) => return Err(LoadError::Shell { command, source }),
+                Err(ProbeFailure::NotRecorded) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Every command run or replayed so far, with its output.
@@ -78,11 +156,17 @@ impl Probes {
         variables: &BTreeMap<String, String>,
         dir: &Path,
     ) -> Result<String, ProbeFailure> {
+        self.asked.insert(command.to_owned());
         if let Some(output) = self.outputs.get(command) {
             return Ok(output.clone());
         }
-        if self.replay {
-            return Err(ProbeFailure::NotRecorded);
+        match self.mode {
+            Mode::Live => {}
+            Mode::Replay => return Err(ProbeFailure::NotRecorded),
+            Mode::Collect => {
+                self.outputs.insert(command.to_owned(), PLACEHOLDER.to_owned());
+                return Ok(PLACEHOLDER.to_owned());
+            }
         }
         let output = Command::new("/bin/sh")
             .arg("-c")
@@ -180,6 +264,11 @@ impl Environment {
 
     pub(crate) fn probes_mut(&mut self) -> &mut Probes {
         &mut self.probes
+    }
+
+    /// The same variables with other probes.
+    pub(crate) fn with_probes(&self, probes: Probes) -> Environment {
+        Environment { variables: self.variables.clone(), probes }
     }
 }
 

@@ -159,10 +159,22 @@ impl Tree {
     }
 
     /// Like [`Tree::load`] with another top-level file (relative to `srctree`).
+    ///
+    /// With live probes the tree is read twice: a first pass notes the probe commands (answering
+    /// each with a placeholder) and runs them in parallel, then the real pass uses their outputs
+    /// and runs the few commands that depend on other probes' outputs as it meets them.
     pub fn load_file(srctree: &Path, top: &Path, environment: &Environment) -> Result<Tree, LoadError> {
         let mut environment = environment.clone();
+        if environment.probes().is_live() {
+            let mut first = environment.with_probes(environment.probes().collecting());
+            if parser::parse(srctree, top, &mut first).is_ok() {
+                let scratch = tempfile::tempdir().map_err(|source| LoadError::Scratch { source })?;
+                let variables = environment.variables().clone();
+                environment.probes_mut().prefetch(first.probes(), &variables, scratch.path())?;
+            }
+        }
         let mut tree = parser::parse(srctree, top, &mut environment)?;
-        tree.probes = environment.probes().clone();
+        tree.probes = environment.probes().asked_only();
         tree.finalize();
         Ok(tree)
     }
