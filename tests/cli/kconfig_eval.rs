@@ -451,3 +451,126 @@ fn malformed_trees_fail_with_file_and_line() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A small tree with the corner cases of 6.12's semantics: imply, ranges, MODULES=n, `visible if`,
+/// choices (priority, defaults, explicit n), selects of invisible symbols, symbols defined twice,
+/// comparisons, strings, hex, comments and menus.
+const CORNERS: &str = r#"mainmenu "Corner cases"
+config MODULES
+	bool "modules"
+	modules
+	default y
+config FOO
+	bool "foo"
+	imply BAZ
+config BAR
+	tristate "bar"
+config BAZ
+	tristate "baz"
+	depends on BAR
+config NUM
+	int "num"
+	range 10 20 if FOO
+	range 1 5
+	default 12
+config HX
+	hex "hx"
+	range 0x10 0xff
+	default 0x20
+config TRI
+	tristate "tri"
+	default m
+config DEP_M
+	tristate "dep m"
+	depends on m
+	default y
+menu "Hidden"
+	visible if n
+config INV
+	bool "inv"
+	default y
+comment "a comment in a hidden menu"
+endmenu
+choice
+	prompt "pick"
+	default C2
+config C1
+	bool "c1"
+config C2
+	bool "c2"
+	depends on !FOO || BAR
+config C3
+	bool "c3"
+endchoice
+config SEL
+	bool
+	depends on BAR
+config SELECTOR
+	bool "selector"
+	select SEL
+if FOO
+config TWICE
+	bool "twice"
+endif
+menu "Numbers"
+	depends on NUM > 3
+config BIG
+	def_bool NUM >= 15
+config HEXCMP
+	def_bool HX = 0x20
+config STRCMP
+	def_bool STR = "a\"b"
+config STR
+	string "str"
+	default "a\"b"
+endmenu
+config TWICE
+	bool
+	default y if BAR
+comment "end"
+	depends on TRI
+"#;
+
+#[test]
+fn corner_cases_match_conf() {
+    let Some(kernel) = kernel() else { return };
+    let dir = tree(&[("Kconfig", CORNERS)]);
+    let conf = {
+        let _lock = kernel.lock();
+        kernel.conf()
+    };
+    let configs = [
+        "",
+        "CONFIG_FOO=y\nCONFIG_BAR=m\n",
+        "CONFIG_FOO=y\nCONFIG_BAR=y\n# CONFIG_BAZ is not set\nCONFIG_NUM=99\nCONFIG_HX=ff\n",
+        "# CONFIG_MODULES is not set\nCONFIG_TRI=m\nCONFIG_BAR=m\nCONFIG_DEP_M=m\n# CONFIG_INV is not set\n",
+        "CONFIG_C1=y\nCONFIG_C3=y\nCONFIG_NUM=2\nCONFIG_STR=\"x\\\\y\\\"z\"\n",
+        "CONFIG_FOO=y\n# CONFIG_C1 is not set\n# CONFIG_C3 is not set\nCONFIG_SELECTOR=y\n",
+        "# CONFIG_C2 is not set\nCONFIG_BAR=y\nCONFIG_SELECTOR=y\nCONFIG_NUM=007\nCONFIG_TWICE=y\n",
+        "CONFIG_C2=y\nCONFIG_C1=y\n# CONFIG_TRI is not set\nCONFIG_HX=0x5\nCONFIG_BAR=m\nCONFIG_BAZ=y\n",
+    ];
+    let mut outputs = std::collections::BTreeSet::new();
+    for input in configs {
+        let work = support::tempdir();
+        fs::write(work.path().join(".config"), input).unwrap();
+        support::ok(
+            Command::new(&conf)
+                .args(["--olddefconfig", "Kconfig"])
+                .env("srctree", dir.path())
+                .current_dir(work.path()),
+        );
+        let expected = fs::read_to_string(work.path().join(".config")).unwrap();
+        let config = work.path().join("kiln.config");
+        fs::write(&config, input).unwrap();
+        support::ok(
+            support::kiln().args(["kconfig", "olddefconfig", "--srctree"]).arg(dir.path()).arg(&config),
+        );
+        assert_same(
+            &format!("corner cases with {input:?}"),
+            &expected,
+            &fs::read_to_string(&config).unwrap(),
+        );
+        outputs.insert(expected);
+    }
+    assert_eq!(outputs.len(), configs.len(), "every input gives a different configuration");
+}
