@@ -44,6 +44,28 @@ impl Evaluated<'_> {
         engine.tree.symbol(name).is_some_and(|id| engine.state(id).write)
     }
 
+    /// What `conf` warns about while evaluating: symbols selected although their direct
+    /// dependencies are not met (`unmet direct dependencies detected for …`).
+    pub fn warnings(&self) -> Vec<String> {
+        let engine = self.engine.borrow();
+        let tree = engine.tree;
+        let mut warnings = Vec::new();
+        for (index, symbol) in tree.symbols.iter().enumerate() {
+            let state = engine.state(SymbolId(index as u32));
+            if !symbol.kind.is_tristate_like() || symbol.choice.is_some() || symbol.is_choice {
+                continue;
+            }
+            if state.dir_dep < state.rev_dep {
+                let depends = symbol.dir_dep.as_ref().map_or_else(|| "y".to_owned(), |d| tree.render(d));
+                warnings.push(format!(
+                    "unmet direct dependencies detected for {}: depends on [{}] {depends}, selected [{}]",
+                    symbol.name, state.dir_dep, state.rev_dep
+                ));
+            }
+        }
+        warnings
+    }
+
     /// The `.config` text, byte for byte what `conf_write` writes.
     pub fn to_config(&self) -> String {
         let mut engine = self.engine.borrow_mut();

@@ -99,6 +99,7 @@ fn exercise(text: &str, config: &str) {
         Ok(tree) => {
             let (config, _) = DotConfig::parse(config, Path::new("fuzz.config"));
             let evaluated = tree.olddefconfig(&config);
+            let _ = evaluated.warnings();
             let written = evaluated.to_config();
             assert!(written.starts_with("#\n# Automatically generated file; DO NOT EDIT.\n"));
             for symbol in ["A", "B", "C", "D", "P2", "N", "S", "nothing"] {

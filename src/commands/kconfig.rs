@@ -47,7 +47,9 @@ fn read_config(path: &Path) -> anyhow::Result<DotConfig> {
 fn run_olddefconfig(args: KconfigOlddefconfigArgs) -> anyhow::Result<Exit> {
     let config = read_config(&args.config)?;
     let tree = load_tree(&args.tree)?;
-    let text = tree.olddefconfig(&config).to_config();
+    let evaluated = tree.olddefconfig(&config);
+    output::messages(&evaluated.warnings().iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>());
+    let text = evaluated.to_config();
     write_atomic(args.out.as_ref().unwrap_or(&args.config), text.as_bytes())?;
     Ok(Exit::Success)
 }
