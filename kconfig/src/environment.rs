@@ -221,7 +221,10 @@ impl Environment {
     pub fn kbuild(srctree: &Path, arch: &str, mut probes: Probes) -> Result<Environment, LoadError> {
         let srctree = std::path::absolute(srctree)
             .map_err(|source| LoadError::Read { path: srctree.to_owned(), source })?;
-        let mut variables: BTreeMap<String, String> = std::env::vars().collect();
+        // Variables that are not UTF-8 cannot be named in Kconfig; they are left out.
+        let mut variables: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
         for (name, value) in KBUILD_TOOLS {
             variables.insert(name.to_owned(), value.to_owned());
         }
