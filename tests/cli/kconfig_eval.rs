@@ -60,7 +60,11 @@ struct Kernel {
 
 fn kernel() -> Option<Kernel> {
     let linux = support::linux_source()?;
-    if !support::require_tool("make") || !support::require_tool("gcc") || !support::require_tool("flex") {
+    if !support::require_tool("make")
+        || !support::require_tool("gcc")
+        || !support::require_tool("flex")
+        || !support::require_tool("bison")
+    {
         return None;
     }
     let obj = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kconfig-objtree");
