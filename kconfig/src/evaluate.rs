@@ -40,6 +40,11 @@ pub(crate) struct Engine<'t> {
     modules: Tri,
     /// Choice members in priority order (`choice_members` after reading the `.config`).
     priority: HashMap<MenuId, Vec<SymbolId>>,
+    /// Symbols whose value is being calculated.
+    computing: Vec<bool>,
+    /// Symbols whose value depends on itself (`conf` refuses such trees; here the inner use
+    /// sees the value so far, as `sym_calc_value` would).
+    pub(crate) cycles: Vec<SymbolId>,
 }
 
 impl<'t> Engine<'t> {
@@ -65,7 +70,14 @@ impl<'t> Engine<'t> {
                 }
             })
             .collect();
-        let mut engine = Engine { tree, states, modules: Tri::No, priority: HashMap::new() };
+        let mut engine = Engine {
+            tree,
+            states,
+            modules: Tri::No,
+            priority: HashMap::new(),
+            computing: vec![false; tree.symbols.len()],
+            cycles: Vec::new(),
+        };
         let mut positions: HashMap<MenuId, Vec<(usize, SymbolId)>> = HashMap::new();
         for (name, setting) in config.iter() {
             let Some(id) = tree.symbol(name) else { continue };
@@ -207,6 +219,9 @@ impl<'t> Engine<'t> {
     /// `sym_calc_value`.
     pub(crate) fn calc(&mut self, id: SymbolId) {
         if self.state(id).valid {
+            if self.computing[id.0 as usize] && !self.cycles.contains(&id) {
+                self.cycles.push(id);
+            }
             return;
         }
         self.state_mut(id).valid = true;
@@ -224,6 +239,7 @@ impl<'t> Engine<'t> {
                 return;
             }
         };
+        self.computing[id.0 as usize] = true;
         self.state_mut(id).write = false;
         self.calc_visibility(id);
         if self.state(id).visible != Tri::No {
@@ -272,6 +288,7 @@ impl<'t> Engine<'t> {
         if symbol.is_choice {
             self.state_mut(id).write = false;
         }
+        self.computing[id.0 as usize] = false;
     }
 
     /// The bool/tristate part of `sym_calc_value` for a symbol outside a choice.

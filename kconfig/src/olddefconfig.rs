@@ -45,11 +45,18 @@ impl Evaluated<'_> {
     }
 
     /// What `conf` warns about while evaluating: symbols selected although their direct
-    /// dependencies are not met (`unmet direct dependencies detected for …`).
+    /// dependencies are not met (`unmet direct dependencies detected for …`); and symbols whose
+    /// value depends on itself, a tree `conf` refuses (`recursive dependency detected`).
     pub fn warnings(&self) -> Vec<String> {
         let engine = self.engine.borrow();
         let tree = engine.tree;
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = engine
+            .cycles
+            .iter()
+            .map(|&id| {
+                format!("recursive dependency detected: the value of {} depends on itself", tree.name(id))
+            })
+            .collect();
         for (index, symbol) in tree.symbols.iter().enumerate() {
             let state = engine.state(SymbolId(index as u32));
             if !symbol.kind.is_tristate_like() || symbol.choice.is_some() || symbol.is_choice {

@@ -578,3 +578,34 @@ fn corner_cases_match_conf() {
     }
     assert_eq!(outputs.len(), configs.len(), "every input gives a different configuration");
 }
+
+#[test]
+fn dependency_cycles_are_reported_like_conf_refuses_them() {
+    let Some(kernel) = kernel() else { return };
+    let dir = tree(&[(
+        "Kconfig",
+        "config A\n\tbool \"a\"\n\tdepends on B\nconfig B\n\tbool \"b\"\n\tdefault y if A\n",
+    )]);
+    let conf = {
+        let _lock = kernel.lock();
+        kernel.conf()
+    };
+    let work = support::tempdir();
+    fs::write(work.path().join(".config"), "").unwrap();
+    let c = support::run(
+        Command::new(conf)
+            .args(["--olddefconfig", "Kconfig"])
+            .env("srctree", dir.path())
+            .current_dir(work.path()),
+    );
+    assert!(
+        !c.status.success() && String::from_utf8_lossy(&c.stderr).contains("recursive dependency detected")
+    );
+    let config = work.path().join("kiln.config");
+    fs::write(&config, "").unwrap();
+    let output = support::run(
+        support::kiln().args(["kconfig", "olddefconfig", "--srctree"]).arg(dir.path()).arg(&config),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning: recursive dependency detected: the value of "), "{stderr}");
+}
