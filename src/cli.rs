@@ -160,6 +160,52 @@ pub(crate) enum KconfigCommand {
     Check(KconfigCheckArgs),
     /// Symbol-level differences between two configs. Exits 1 when they differ.
     Diff(KconfigDiffArgs),
+    /// Give every symbol of CONFIG its value as `make olddefconfig` would, without make.
+    ///
+    /// Parses the Kconfig tree of --srctree (running its $(shell,…) probes through /bin/sh,
+    /// or replaying a --probes record) and rewrites CONFIG in place, atomically, or writes --out.
+    Olddefconfig(KconfigOlddefconfigArgs),
+    /// Explain a symbol's value after olddefconfig: what set it (with file:line) and, for a
+    /// value CONFIG requests that did not stick, the chain of unmet dependencies.
+    Explain(KconfigExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KconfigTreeArgs {
+    /// The Linux source tree.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) srctree: PathBuf,
+    /// ARCH as make sees it (x86 when make derives it on an x86_64 host).
+    #[arg(long, default_value = "x86", value_name = "ARCH")]
+    pub(crate) arch: String,
+    /// Answer $(shell,…) probes from this record instead of running them.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) probes: Option<PathBuf>,
+    /// Record every probe's command and output in this file (JSON), for --probes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) record_probes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KconfigOlddefconfigArgs {
+    #[command(flatten)]
+    pub(crate) tree: KconfigTreeArgs,
+    /// The .config to complete.
+    pub(crate) config: PathBuf,
+    /// Write the result here (atomically) instead of replacing CONFIG.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KconfigExplainArgs {
+    #[command(flatten)]
+    pub(crate) tree: KconfigTreeArgs,
+    /// The .config (the request: its values are compared with the result).
+    pub(crate) config: PathBuf,
+    /// Symbols to explain (with or without CONFIG_).
+    #[arg(required = true)]
+    pub(crate) symbols: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,9 @@ impl Exit {
             if let Some(error) = cause.downcast_ref::<kiln_modules::signing::Error>() {
                 return if error.is_input_error() { Exit::Input } else { Exit::Environment };
             }
+            if let Some(error) = cause.downcast_ref::<kiln_kconfig::LoadError>() {
+                return if error.is_input_error() { Exit::Input } else { Exit::Environment };
+            }
             if cause.is::<kiln_reproducible::EpochError>()
                 || cause.is::<kiln_kconfig::Error>()
                 || cause.is::<kiln_kconfig::merge::StrictViolation>()

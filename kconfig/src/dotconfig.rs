@@ -81,10 +81,23 @@ pub enum Error {
 }
 
 /// The settings of a `.config` file or fragment, by symbol name (without `CONFIG_`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Equality compares the settings only; the order of assignments (which decides between the
+/// members of a choice, the last one winning) is kept apart.
+#[derive(Debug, Clone, Default)]
 pub struct DotConfig {
     settings: BTreeMap<String, Setting>,
+    /// For each symbol, the ordinal of its last assignment.
+    order: BTreeMap<String, usize>,
 }
+
+impl PartialEq for DotConfig {
+    fn eq(&self, other: &DotConfig) -> bool {
+        self.settings == other.settings
+    }
+}
+
+impl Eq for DotConfig {}
 
 impl DotConfig {
     /// Parses `text`, naming `path` in warnings.
@@ -107,6 +120,7 @@ impl DotConfig {
                 warn(format!("{problem} for symbol {symbol}"));
                 continue;
             }
+            config.order.insert(symbol.to_owned(), index);
             if config.settings.insert(symbol.to_owned(), setting).is_some() {
                 warn(format!("override: reassigning to symbol {symbol}"));
             }
@@ -127,7 +141,14 @@ impl DotConfig {
 
     /// Sets `symbol` (without `CONFIG_`).
     pub fn set(&mut self, symbol: &str, setting: Setting) {
+        let last = self.order.values().max().map_or(0, |last| last + 1);
+        self.order.insert(symbol.to_owned(), last);
         self.settings.insert(symbol.to_owned(), setting);
+    }
+
+    /// The ordinal of the last assignment to `symbol`: later assignments have larger ones.
+    pub fn position(&self, symbol: &str) -> Option<usize> {
+        self.order.get(symbol).copied()
     }
 
     /// All settings, sorted by symbol.

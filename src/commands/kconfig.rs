@@ -4,9 +4,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use kiln_kconfig::{DotConfig, check, diff, dotconfig, merge};
+use kiln_kconfig::{DotConfig, Environment, Probes, Tree, check, diff, dotconfig, merge};
 
-use crate::cli::{KconfigCheckArgs, KconfigCommand, KconfigDiffArgs, KconfigMergeArgs};
+use crate::cli::{
+    KconfigCheckArgs, KconfigCommand, KconfigDiffArgs, KconfigExplainArgs, KconfigMergeArgs,
+    KconfigOlddefconfigArgs, KconfigTreeArgs,
+};
 use crate::exit::Exit;
 use crate::output;
 
@@ -15,7 +18,53 @@ pub(crate) fn run(command: KconfigCommand) -> anyhow::Result<Exit> {
         KconfigCommand::Merge(args) => run_merge(args),
         KconfigCommand::Check(args) => run_check(args),
         KconfigCommand::Diff(args) => run_diff(args),
+        KconfigCommand::Olddefconfig(args) => run_olddefconfig(args),
+        KconfigCommand::Explain(args) => run_explain(args),
     }
+}
+
+/// Loads the Kconfig tree as `args` say, recording its probes when asked to.
+fn load_tree(args: &KconfigTreeArgs) -> anyhow::Result<Tree> {
+    let probes = match &args.probes {
+        Some(path) => Probes::from_json(&dotconfig::read_text(path)?, path)?,
+        None => Probes::live(),
+    };
+    let environment = Environment::kbuild(&args.srctree, &args.arch, probes)?;
+    let tree = Tree::load(&args.srctree, &environment)?;
+    output::messages(tree.messages());
+    if let Some(path) = &args.record_probes {
+        write_atomic(path, tree.probes().to_json().as_bytes())?;
+    }
+    Ok(tree)
+}
+
+fn read_config(path: &Path) -> anyhow::Result<DotConfig> {
+    let (config, warnings) = DotConfig::read(path)?;
+    output::warnings(&warnings);
+    Ok(config)
+}
+
+fn run_olddefconfig(args: KconfigOlddefconfigArgs) -> anyhow::Result<Exit> {
+    let config = read_config(&args.config)?;
+    let tree = load_tree(&args.tree)?;
+    let evaluated = tree.olddefconfig(&config);
+    output::messages(&evaluated.warnings().iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>());
+    let text = evaluated.to_config();
+    write_atomic(args.out.as_ref().unwrap_or(&args.config), text.as_bytes())?;
+    Ok(Exit::Success)
+}
+
+fn run_explain(args: KconfigExplainArgs) -> anyhow::Result<Exit> {
+    let config = read_config(&args.config)?;
+    let tree = load_tree(&args.tree)?;
+    let evaluated = tree.olddefconfig(&config);
+    let mut report = String::new();
+    for symbol in &args.symbols {
+        let symbol = symbol.strip_prefix(dotconfig::PREFIX).unwrap_or(symbol);
+        report += &evaluated.explain(symbol, config.get(symbol)).to_string();
+    }
+    output::text(&report)?;
+    Ok(Exit::Success)
 }
 
 /// Reads the inputs, named as given on the command line (as the script names them).

@@ -12,6 +12,7 @@ mod golden;
 mod inspect;
 mod interop;
 mod kconfig;
+mod kconfig_eval;
 mod kernel;
 mod modules_sign;
 mod proxy;
