@@ -256,7 +256,7 @@ fn exports(elf: &Elf<'_>) -> Vec<Export> {
                     SHN_ABS | SHN_UNDEF => symbol.value,
                     index => match elf.section_span(index) {
                         Some((offset, size)) if symbol.value <= size.wrapping_sub(4) => {
-                            elf.u32_at(offset + symbol.value).unwrap_or(u64::MAX)
+                            offset.checked_add(symbol.value).and_then(|at| elf.u32_at(at)).unwrap_or(u64::MAX)
                         }
                         _ => u64::MAX,
                     },

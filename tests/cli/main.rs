@@ -13,6 +13,7 @@ mod inspect;
 mod interop;
 mod kconfig;
 mod kernel;
+mod modules;
 mod proxy;
 mod registry;
 mod reproducibility;

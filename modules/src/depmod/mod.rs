@@ -14,7 +14,7 @@
 //!
 //! Order. Modules are ordered as kmod orders them: those listed in `modules.order` in its
 //! order, then the others in the iteration order of kmod's name hash table (reproduced in
-//! [`crate::kmodhash`]), so every output is fully determined by the tree — except which of two
+//! `kmodhash.rs`), so every output is fully determined by the tree — except which of two
 //! equally ranked files of the same module name wins, which in kmod depends on directory
 //! order; here the first in byte order of the path is kept.
 //!
@@ -187,10 +187,10 @@ impl Walker<'_> {
 
     fn consider(&mut self, path: String) {
         let name = module::module_name(Path::new(&path));
-        if let Some(old) = self.found.get(&name) {
-            if self.old_wins(&old.path, &path, name.len()) {
-                return;
-            }
+        if let Some(old) = self.found.get(&name)
+            && self.old_wins(&old.path, &path, name.len())
+        {
+            return;
         }
         let relpath =
             path.strip_prefix(&self.dirname).and_then(|rest| rest.strip_prefix('/')).map(str::to_owned);
@@ -362,11 +362,11 @@ pub fn compute(options: &Options) -> Result<Output> {
             if symvers.is_some() && !needed.weak && crc.unwrap_or(0) != needed.crc.unwrap_or(0) {
                 warnings.push(format!("{} disagrees about version of symbol {name}", entry.found.path));
             }
-            if let Some(owner) = owner {
-                if !deps[i].contains(&owner) {
-                    deps[i].push(owner);
-                    users[owner] += 1;
-                }
+            if let Some(owner) = owner
+                && !deps[i].contains(&owner)
+            {
+                deps[i].push(owner);
+                users[owner] += 1;
             }
         }
     }
