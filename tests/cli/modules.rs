@@ -347,6 +347,10 @@ fn small_tree(root: &Path, release: &str, into: &Path) {
     ] {
         place(dep, dep);
     }
+    // Broken files: kmod lists them without dependencies and says why; so does kiln.
+    fs::write(to.join("custom/broken.ko"), b"not an ELF object\n").unwrap();
+    let xz = fs::read(from.join("kernel/drivers/net/dummy.ko.xz")).unwrap();
+    fs::write(to.join("custom/cut.ko.xz"), &xz[..xz.len() / 2]).unwrap();
     place("kernel/drivers/net/macvlan.ko.xz", "skipme/macvlan.ko.xz");
     place("kernel/drivers/net/macvlan.ko.xz", "build/macvlan.ko.xz");
     // modules.order lists the kernel/ modules only (and one that is not there).
@@ -374,7 +378,15 @@ fn depmod_config_search_override_exclude_and_unlisted_modules_match_kmod() {
         .unwrap();
     fs::write(config.join("ignored.txt"), "search nowhere\n").unwrap();
     ok(Command::new("depmod").arg("-b").arg(&theirs).arg("-C").arg(&config).arg(&release));
-    ok(kiln().args(["modules", "depmod", "-b"]).arg(&ours).arg("--config").arg(&config).arg(&release));
+    let output =
+        run(kiln().args(["modules", "depmod", "-b"]).arg(&ours).arg("--config").arg(&config).arg(&release));
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("custom/broken.ko is not a valid kernel module")
+            && stderr.contains("custom/cut.ko.xz"),
+        "{stderr}"
+    );
     assert_same_outputs(&module_dir(&ours, &release), &module_dir(&theirs, &release));
     let dep = fs::read_to_string(module_dir(&ours, &release).join("modules.dep")).unwrap();
     assert!(dep.contains("\nupdates/stp.ko.xz: extra/llc.ko.xz\n"), "{dep}");
@@ -613,4 +625,26 @@ fn check_compares_the_release_of_modules_without_crcs() {
     // With CRCs, the kernel does not compare the release (same_magic).
     let output = run(kiln().args(["modules", "check", "--release", "6.12.0-other"]).arg(&source));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+}
+
+#[test]
+fn depmod_external_directories_are_inside_the_base_directory() {
+    let Some((root, release)) = debian_tree() else { return };
+    let work = tempdir();
+    let ours = work.path().join("ours");
+    small_tree(&root, &release, &ours);
+    let external = ours.join("opt/extmods");
+    fs::create_dir_all(&external).unwrap();
+    let from = module_dir(&root, &release);
+    fs::copy(from.join("kernel/net/llc/llc.ko.xz"), external.join("llc.ko.xz")).unwrap();
+    fs::copy(from.join("kernel/net/802/psnap.ko.xz"), external.join("psnap.ko.xz")).unwrap();
+    let config = work.path().join("external.conf");
+    fs::write(&config, "search external updates built-in\nexternal 6.12.* /opt/extmods\n").unwrap();
+    ok(kiln().args(["modules", "depmod", "-b"]).arg(&ours).arg("--config").arg(&config).arg(&release));
+    let dep = fs::read_to_string(module_dir(&ours, &release).join("modules.dep")).unwrap();
+    // `external` is searched first: its llc wins over kernel/ and extra/; paths are absolute
+    // inside the base directory, as modprobe on the image will see them.
+    assert!(dep.contains("\nupdates/stp.ko.xz: /opt/extmods/llc.ko.xz\n"), "{dep}");
+    assert!(dep.contains("\n/opt/extmods/psnap.ko.xz: /opt/extmods/llc.ko.xz\n"), "{dep}");
+    assert!(!dep.contains(&ours.display().to_string()), "{dep}");
 }

@@ -16,7 +16,8 @@
 //! order, then the others in the iteration order of kmod's name hash table (reproduced in
 //! `kmodhash.rs`), so every output is fully determined by the tree — except which of two
 //! equally ranked files of the same module name wins, which in kmod depends on directory
-//! order; here the first in byte order of the path is kept.
+//! order; here the tree is walked depth first with each directory's entries in byte order (then
+//! the external directories), and the first file found is kept.
 //!
 //! Differences from kmod 30, on purpose: no configuration is read unless given (kmod reads
 //! the host's `/etc/depmod.d`); `external` directories are looked up under the base
@@ -90,7 +91,6 @@ pub fn write_files(dir: &Path, files: &[(&'static str, Vec<u8>)]) -> Result<()> 
             .tempfile_in(dir)
             .map_err(write_error)?;
         temp.write_all(bytes).map_err(write_error)?;
-        temp.as_file().sync_data().map_err(write_error)?;
         staged.push((temp, path));
     }
     for (temp, path) in staged {
@@ -158,6 +158,8 @@ impl Found {
 struct Walker<'a> {
     config: &'a Config,
     dirname: String,
+    /// The external directories inside the base directory, in kmod's list order (last first).
+    externals: Vec<String>,
     found: HashMap<String, Found>,
 }
 
@@ -175,10 +177,17 @@ impl Walker<'_> {
                 continue;
             }
             let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            if meta.is_dir() {
+            // As kmod: the directory entry's type, following symbolic links.
+            let (is_dir, is_file) = match entry.file_type() {
+                Ok(kind) if !kind.is_symlink() => (kind.is_dir(), kind.is_file()),
+                _ => match std::fs::metadata(&path) {
+                    Ok(meta) => (meta.is_dir(), meta.is_file()),
+                    Err(_) => continue,
+                },
+            };
+            if is_dir {
                 self.walk(&path)?;
-            } else if meta.is_file() && module::has_module_extension(&name) {
+            } else if is_file && module::has_module_extension(&name) {
                 self.consider(path.to_string_lossy().into_owned());
             }
         }
@@ -226,7 +235,7 @@ impl Walker<'_> {
             match search {
                 Search::BuiltIn => builtin = i,
                 Search::External => {
-                    for external in self.config.externals.iter().rev() {
+                    for external in &self.externals {
                         if under(&new_cut, external) {
                             new_priority = i;
                         }
@@ -276,12 +285,21 @@ pub fn compute(options: &Options) -> Result<Output> {
     let mut warnings = config.warnings.clone();
     let dirname = module_dir.to_string_lossy().into_owned();
     let basedir = options.basedir.to_string_lossy().into_owned();
-    let mut walker = Walker { config: &config, dirname: dirname.clone(), found: HashMap::new() };
+    let externals: Vec<PathBuf> =
+        config.externals.iter().rev().map(|dir| options.basedir.join(dir.trim_start_matches('/'))).collect();
+    let mut walker = Walker {
+        config: &config,
+        dirname: dirname.clone(),
+        externals: externals
+            .iter()
+            .map(|dir| dir.to_string_lossy().trim_end_matches('/').to_owned())
+            .collect(),
+        found: HashMap::new(),
+    };
     walker.walk(&module_dir)?;
-    for external in config.externals.iter().rev() {
-        let dir = options.basedir.join(external.trim_start_matches('/'));
+    for dir in &externals {
         if dir.is_dir() {
-            walker.walk(&dir)?;
+            walker.walk(dir)?;
         }
     }
 
@@ -452,6 +470,10 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 type Symbols<'a> = HashMap<&'a str, (Option<usize>, Option<u64>)>;
 
+type Built = Result<(Vec<(&'static str, Vec<u8>)>, Vec<String>)>;
+
+/// Every output file, in kmod's order, built in parallel (each file on its own is serial and
+/// deterministic).
 fn outputs(
     entries: &[Entry],
     modules: &[Option<Module>],
@@ -460,11 +482,27 @@ fn outputs(
     basedir: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let info = |i: usize, key: &'static str| -> Vec<String> {
-        modules[i].iter().flat_map(|m| m.values(key)).map(str::to_owned).collect()
-    };
-    let path = |i: usize| entries[i].found.index_path(basedir);
+    let ((deps, aliases), (symbols, (builtin, devname))) = rayon::join(
+        || rayon::join(|| dep_files(entries, basedir), || alias_files(entries, modules)),
+        || {
+            rayon::join(
+                || symbol_files(entries, symbols),
+                || rayon::join(|| builtin_files(module_dir), || Ok(devnames(entries, modules))),
+            )
+        },
+    );
+    let mut files = Vec::new();
+    for built in [deps, aliases, symbols, builtin, devname] {
+        let (built, messages) = built?;
+        files.extend(built);
+        warnings.extend(messages);
+    }
+    Ok(files)
+}
 
+/// `modules.dep` and `modules.dep.bin`.
+fn dep_files(entries: &[Entry], basedir: &str) -> Built {
+    let path = |i: usize| entries[i].found.index_path(basedir);
     let mut dep = String::new();
     let mut dep_bin = Index::new("modules.dep.bin");
     for (i, entry) in entries.iter().enumerate() {
@@ -477,37 +515,60 @@ fn outputs(
         dep.push_str(&line);
         dep.push('\n');
     }
+    Ok((vec![("modules.dep", dep.into_bytes()), ("modules.dep.bin", dep_bin.to_bytes())], Vec::new()))
+}
 
+/// `modules.alias`, `modules.alias.bin` and `modules.softdep`.
+fn alias_files(entries: &[Entry], modules: &[Option<Module>]) -> Built {
+    let mut warnings = Vec::new();
     let mut alias = String::from("# Aliases extracted from modules themselves.\n");
     let mut alias_bin = Index::new("modules.alias.bin");
     let mut softdep = String::from("# Soft dependencies extracted from modules themselves.\n");
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, (entry, module)) in entries.iter().zip(modules).enumerate() {
+        let Some(module) = module else { continue };
         let name = &entry.found.name;
-        for value in info(i, "alias") {
+        for value in module.values("alias") {
             let _ = writeln!(alias, "alias {value} {name}");
-            match normalize_alias(&value) {
+            match normalize_alias(value) {
                 Some(key) => {
                     alias_bin.insert(key.as_bytes(), name.as_bytes(), i as u32)?;
                 }
                 None => warnings.push(format!("Unmatched bracket in {value}")),
             }
         }
-        for value in info(i, "softdep") {
+        for value in module.values("softdep") {
             let _ = writeln!(softdep, "softdep {name} {value}");
         }
     }
+    Ok((
+        vec![
+            ("modules.alias", alias.into_bytes()),
+            ("modules.alias.bin", alias_bin.to_bytes()),
+            ("modules.softdep", softdep.into_bytes()),
+        ],
+        warnings,
+    ))
+}
 
+/// `modules.symbols` and `modules.symbols.bin`, in kmod's symbol-hash order.
+fn symbol_files(entries: &[Entry], symbols: &Symbols<'_>) -> Built {
     let mut owned: Vec<(&str, usize)> =
         symbols.iter().filter_map(|(name, (owner, _))| Some((*name, (*owner)?))).collect();
     kmodhash::sort_in_hash_order(&mut owned, 2048, |(name, _)| name.as_bytes());
-    let mut symbols_text = String::from("# Aliases for symbols, used by symbol_request().\n");
-    let mut symbols_bin = Index::new("modules.symbols.bin");
+    let mut text = String::from("# Aliases for symbols, used by symbol_request().\n");
+    let mut index = Index::new("modules.symbols.bin");
     for (name, owner) in &owned {
         let module = &entries[*owner].found.name;
-        let _ = writeln!(symbols_text, "alias symbol:{name} {module}");
-        symbols_bin.insert(format!("symbol:{name}").as_bytes(), module.as_bytes(), *owner as u32)?;
+        let _ = writeln!(text, "alias symbol:{name} {module}");
+        index.insert(format!("symbol:{name}").as_bytes(), module.as_bytes(), *owner as u32)?;
     }
+    Ok((vec![("modules.symbols", text.into_bytes()), ("modules.symbols.bin", index.to_bytes())], Vec::new()))
+}
 
+/// `modules.builtin.bin` and `modules.builtin.alias.bin` from the build's `modules.builtin`
+/// and `modules.builtin.modinfo` (empty files when those are absent, as kmod writes them).
+fn builtin_files(module_dir: &Path) -> Built {
+    let mut warnings = Vec::new();
     let builtin_bin = match read_optional(&module_dir.join("modules.builtin"))? {
         None => Vec::new(),
         Some(text) => {
@@ -525,23 +586,12 @@ fn outputs(
     };
     let builtin_alias_bin = match read_optional(&module_dir.join("modules.builtin.modinfo"))? {
         None => Vec::new(),
-        Some(bytes) => builtin_aliases(&bytes, warnings)?.to_bytes(),
+        Some(bytes) => builtin_aliases(&bytes, &mut warnings)?.to_bytes(),
     };
-
-    let devname = devnames(entries, modules, warnings);
-
-    Ok(vec![
-        ("modules.dep", dep.into_bytes()),
-        ("modules.dep.bin", dep_bin.to_bytes()),
-        ("modules.alias", alias.into_bytes()),
-        ("modules.alias.bin", alias_bin.to_bytes()),
-        ("modules.softdep", softdep.into_bytes()),
-        ("modules.symbols", symbols_text.into_bytes()),
-        ("modules.symbols.bin", symbols_bin.to_bytes()),
-        ("modules.builtin.bin", builtin_bin),
-        ("modules.builtin.alias.bin", builtin_alias_bin),
-        ("modules.devname", devname.into_bytes()),
-    ])
+    Ok((
+        vec![("modules.builtin.bin", builtin_bin), ("modules.builtin.alias.bin", builtin_alias_bin)],
+        warnings,
+    ))
 }
 
 /// kmod's `alias_normalize`: `-` → `_` outside `[...]`; `None` for an unmatched bracket.
@@ -611,7 +661,8 @@ fn builtin_aliases(bytes: &[u8], warnings: &mut Vec<String>) -> Result<Index> {
 }
 
 /// `modules.devname`: `devname:` aliases with a `char-major-M-m` or `block-major-M-m` alias.
-fn devnames(entries: &[Entry], modules: &[Option<Module>], warnings: &mut Vec<String>) -> String {
+fn devnames(entries: &[Entry], modules: &[Option<Module>]) -> (Vec<(&'static str, Vec<u8>)>, Vec<String>) {
+    let mut warnings = Vec::new();
     let mut text = String::new();
     for (entry, module) in entries.iter().zip(modules) {
         let Some(module) = module else { continue };
@@ -642,7 +693,7 @@ fn devnames(entries: &[Entry], modules: &[Option<Module>], warnings: &mut Vec<St
             _ => {}
         }
     }
-    text
+    (vec![("modules.devname", text.into_bytes())], warnings)
 }
 
 /// `sscanf(value, "<prefix>%u-%u")`.
