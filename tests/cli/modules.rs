@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{eprintln_skip, kiln, ok, ok_bytes, require_tool, run, tempdir};
+use crate::support::{eprintln_skip, kiln, ok, ok_bytes, require_tool, run, tempdir, tempdir_in};
 
 const DEB: &str = "/var/cache/kiln-fixtures/linux-image-6.12-amd64.deb";
 
@@ -91,7 +91,8 @@ fn show_depends(base: &Path, release: &str, names: &[String]) -> String {
 #[test]
 fn depmod_matches_kmod_on_debian_tree() {
     let Some((root, release)) = debian_tree() else { return };
-    let work = tempdir();
+    // Beside the unpacked tree, so that hard links work.
+    let work = tempdir_in(root.parent().unwrap());
     let (ours, theirs) = (work.path().join("ours"), work.path().join("kmod"));
     linked_copy(&root, &ours);
     linked_copy(&root, &theirs);
@@ -647,4 +648,34 @@ fn depmod_external_directories_are_inside_the_base_directory() {
     assert!(dep.contains("\nupdates/stp.ko.xz: /opt/extmods/llc.ko.xz\n"), "{dep}");
     assert!(dep.contains("\n/opt/extmods/psnap.ko.xz: /opt/extmods/llc.ko.xz\n"), "{dep}");
     assert!(!dep.contains(&ours.display().to_string()), "{dep}");
+}
+
+#[test]
+fn depmod_with_symvers_reports_unknown_symbols_and_crc_disagreements() {
+    let Some((root, release)) = debian_tree() else { return };
+    let work = tempdir();
+    let ours = work.path().join("ours");
+    small_tree(&root, &release, &ours);
+    let dir = module_dir(&ours, &release);
+    let stp = dir.join("updates/stp.ko.xz");
+    let llc = dir.join("extra/llc.ko.xz");
+    // The kernel's exports as stp needs them, one CRC changed and one symbol left out.
+    let text = symvers_for(&stp, &[llc]);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let dropped = lines.remove(0);
+    let dropped = dropped.split('\t').nth(1).unwrap().to_owned();
+    let changed = lines[0].split('\t').nth(1).unwrap().to_owned();
+    let (crc, rest) = lines[0].split_once('\t').unwrap();
+    lines[0] = format!("0x{:08x}\t{rest}", u64::from_str_radix(&crc[2..], 16).unwrap() ^ 0x8000_0001);
+    let symvers = work.path().join("Module.symvers");
+    fs::write(&symvers, lines.join("\n") + "\n").unwrap();
+    let output =
+        run(kiln().args(["modules", "depmod", "-b"]).arg(&ours).arg("-E").arg(&symvers).arg(&release));
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("updates/stp.ko.xz needs unknown symbol {dropped}\n")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("updates/stp.ko.xz disagrees about version of symbol {changed}\n")),
+        "{stderr}"
+    );
 }
