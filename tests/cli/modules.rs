@@ -679,3 +679,29 @@ fn depmod_with_symvers_reports_unknown_symbols_and_crc_disagreements() {
         "{stderr}"
     );
 }
+
+#[test]
+fn depmod_tree_without_order_or_builtin_files_matches_kmod() {
+    let Some((root, release)) = debian_tree() else { return };
+    let work = tempdir();
+    let source = module_dir(&root, &release).join("kernel/drivers/net/dummy.ko.xz");
+    for base in ["ours", "kmod"] {
+        let dir = module_dir(&work.path().join(base), "9.9-test").join("kernel");
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(&source, dir.join("dummy.ko.xz")).unwrap();
+    }
+    ok(Command::new("depmod")
+        .arg("-b")
+        .arg(work.path().join("kmod"))
+        .arg("-C")
+        .arg(empty_config(work.path()))
+        .arg("9.9-test"));
+    ok(kiln().args(["modules", "depmod", "-b"]).arg(work.path().join("ours")).arg("9.9-test"));
+    let ours = module_dir(&work.path().join("ours"), "9.9-test");
+    assert_same_outputs(&ours, &module_dir(&work.path().join("kmod"), "9.9-test"));
+    // kmod writes the builtin indexes and modules.devname empty rather than not at all.
+    for name in ["modules.builtin.bin", "modules.builtin.alias.bin", "modules.devname"] {
+        assert_eq!(fs::metadata(ours.join(name)).unwrap().len(), 0, "{name}");
+    }
+    assert_eq!(fs::metadata(ours.join("modules.dep")).unwrap().permissions().mode() & 0o777, 0o644);
+}
