@@ -330,9 +330,16 @@ pub fn compute(options: &Options) -> Result<Output> {
     }
 
     // Read every module, in parallel.
-    let read: Vec<Result<Module>> = found.par_iter().map(|f| Module::read(Path::new(&f.path))).collect();
+    // Largest files first, so that no core is left alone with a big module at the end.
+    let sizes: Vec<u64> =
+        found.par_iter().map(|f| std::fs::metadata(&f.path).map_or(0, |meta| meta.len())).collect();
+    let mut order: Vec<usize> = (0..found.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    let mut read: Vec<(usize, Result<Module>)> =
+        order.par_iter().map(|&i| (i, Module::read(Path::new(&found[i].path)))).collect();
+    read.sort_by_key(|(i, _)| *i);
     let mut modules: Vec<Option<Module>> = Vec::with_capacity(read.len());
-    for module in read {
+    for (_, module) in read {
         match module {
             Ok(module) => modules.push(Some(module)),
             Err(error) => {
