@@ -305,7 +305,7 @@ mod tests {
             &["printk", "kfree", "prov_fn", "gone_fn", "__this_module"],
             &[],
         );
-        let problems = check(&[user.clone()], &kernel, &[provider]);
+        let problems = check(std::slice::from_ref(&user), &kernel, &[provider]);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,

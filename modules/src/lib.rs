@@ -22,6 +22,7 @@ mod kmodhash;
 pub mod module;
 pub mod symvers;
 pub mod vermagic;
+mod xz;
 
 pub use error::{Error, Result};
 pub use module::Module;

@@ -148,6 +148,11 @@ pub fn read_decompressed(path: &Path) -> Result<(Vec<u8>, Option<Compression>)> 
     let Some(compression) = Compression::detect(&raw) else {
         return Ok((raw, None));
     };
+    if compression == Compression::Xz
+        && let Some(out) = crate::xz::decompress(&raw)
+    {
+        return Ok((out, Some(compression)));
+    }
     let mut out = Vec::with_capacity(raw.len() * 4);
     let result = match compression {
         Compression::Xz => lzma_rust2::XzReader::new(&raw[..], true).read_to_end(&mut out),
