@@ -24,7 +24,12 @@ pub(crate) fn decompress(data: &[u8]) -> Option<Vec<u8>> {
     if check != CHECK_NONE && check != CHECK_CRC32 {
         return None;
     }
-    let mut out = Vec::new();
+    // The index, found from the footer, gives each block's uncompressed size up front: the
+    // output is allocated once, and the dictionary no larger than the block.
+    let sizes = index_sizes(data)?;
+    let total = sizes.iter().fold(0u64, |sum, &size| sum.saturating_add(size));
+    let mut out = Vec::with_capacity(usize::try_from(total).ok()?.min(data.len().saturating_mul(64)));
+    let mut blocks = sizes.into_iter();
     let mut at = 12;
     // Blocks until the index (a zero byte where a block header would start).
     while *data.get(at)? != 0 {
@@ -46,31 +51,34 @@ pub(crate) fn decompress(data: &[u8]) -> Option<Vec<u8>> {
         if varint(body, &mut field)? != FILTER_LZMA2 || varint(body, &mut field)? != 1 {
             return None;
         }
-        let dict_size = dictionary_size(*body.get(field)?)?;
+        let size = blocks.next()?;
+        if uncompressed.is_some_and(|n| n != size) {
+            return None;
+        }
+        let dict_size =
+            dictionary_size(*body.get(field)?)?.min(u32::try_from(size.max(4096)).unwrap_or(u32::MAX));
         let start = at + header_len;
         let compressed = data.get(start..)?;
-        let expected = uncompressed.and_then(|n| usize::try_from(n).ok()).unwrap_or(compressed.len() * 4);
-        let mut block = Vec::with_capacity(expected.min(1 << 30));
+        let block_start = out.len();
         let mut reader = lzma_rust2::Lzma2Reader::new(compressed, dict_size, None);
-        reader.read_to_end(&mut block).ok()?;
+        reader.read_to_end(&mut out).ok()?;
         let consumed = compressed.len() - reader.into_inner().len();
-        if uncompressed.is_some_and(|n| n != block.len() as u64) {
+        let block = &out[block_start..];
+        if block.len() as u64 != size {
             return None;
         }
         // Block padding to a multiple of four, then the check.
         at = start + consumed;
         at += (4 - (at - 12) % 4) % 4;
         if check == CHECK_CRC32 {
-            if data.get(at..at + 4)? != crc32fast::hash(&block).to_le_bytes() {
+            if data.get(at..at + 4)? != crc32fast::hash(block).to_le_bytes() {
                 return None;
             }
             at += 4;
         }
-        if out.is_empty() {
-            out = block;
-        } else {
-            out.extend_from_slice(&block);
-        }
+    }
+    if blocks.next().is_some() {
+        return None;
     }
     // The index and the stream footer, both checked, end the file: a truncated file, a second
     // stream or stream padding is left to XzReader.
@@ -86,6 +94,27 @@ pub(crate) fn decompress(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     Some(out)
+}
+
+/// The uncompressed size of each block, from the stream's index (its CRC checked).
+fn index_sizes(data: &[u8]) -> Option<Vec<u64>> {
+    let footer = data.get(data.len().checked_sub(12)?..)?;
+    let backward = (usize::try_from(u32::from_le_bytes(footer[4..8].try_into().ok()?)).ok()? + 1) * 4;
+    let index = data.get(data.len().checked_sub(12 + backward)?..data.len() - 12)?;
+    if index.first() != Some(&0)
+        || index.len() < 8
+        || index[index.len() - 4..] != crc32fast::hash(&index[..index.len() - 4]).to_le_bytes()
+    {
+        return None;
+    }
+    let mut at = 1;
+    let count = varint(index, &mut at)?;
+    let mut sizes = Vec::new();
+    for _ in 0..count.min(index.len() as u64) {
+        varint(index, &mut at)?; // unpadded size
+        sizes.push(varint(index, &mut at)?);
+    }
+    Some(sizes)
 }
 
 /// An xz variable-length integer (7 bits per byte, little endian, at most 9 bytes).
