@@ -36,7 +36,7 @@ fn render(module: &Module) -> String {
         let _ = writeln!(text, "{label:<16}{}{value}", if label.len() >= 16 { " " } else { "" });
     };
     line("filename", &module.path.display().to_string());
-    line("name", &module.name);
+    line("module", &module.name);
     if let Some(compression) = module.compression {
         line("compression", &format!("{compression:?}").to_lowercase());
     }
