@@ -431,7 +431,7 @@ fn topological_sort(entries: &mut [Entry]) -> Result<()> {
         let mut cyclic: Vec<String> =
             (0..entries.len()).filter(|&i| users[i] > 0).map(|i| entries[i].found.name.clone()).collect();
         cyclic.sort();
-        return Err(Error::Cycle { cycles: vec![cyclic.join(", ")] });
+        return Err(Error::Cycle { modules: cyclic });
     }
     Ok(())
 }
@@ -732,6 +732,48 @@ fn scan_unsigned(text: &str) -> Option<(u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(deps: &[&[usize]]) -> Vec<Entry> {
+        let mut users = vec![0; deps.len()];
+        for list in deps {
+            for &d in *list {
+                users[d] += 1;
+            }
+        }
+        deps.iter()
+            .zip(users)
+            .enumerate()
+            .map(|(i, (deps, users))| Entry {
+                found: Found {
+                    path: format!("/m/m{i}.ko"),
+                    relpath: Some(format!("m{i}.ko")),
+                    name: format!("m{i}"),
+                },
+                deps: deps.to_vec(),
+                users,
+                dep_sort: usize::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_sort_users_first_and_close_transitively() {
+        // m0 -> m1 -> m2, m0 -> m2, m3 -> m1
+        let mut list = entries(&[&[1, 2], &[2], &[], &[1]]);
+        topological_sort(&mut list).unwrap();
+        assert!(list[0].dep_sort < list[1].dep_sort && list[3].dep_sort < list[1].dep_sort);
+        assert!(list[1].dep_sort < list[2].dep_sort);
+        assert_eq!(all_dependencies(&list, 0), [1, 2]);
+        assert_eq!(all_dependencies(&list, 3), [1, 2]);
+        assert!(all_dependencies(&list, 2).is_empty());
+    }
+
+    #[test]
+    fn cycles_are_an_error_naming_the_modules() {
+        let mut list = entries(&[&[1], &[2], &[1], &[]]);
+        let error = topological_sort(&mut list).unwrap_err();
+        assert_eq!(error.to_string(), "dependency cycle among these modules (and what they need): m1, m2");
+    }
 
     #[test]
     fn aliases_normalize_outside_brackets() {
