@@ -2,7 +2,7 @@
 //!
 //! The module directory is `BASEDIR/lib/modules/KVER`, as `depmod -b BASEDIR KVER` uses;
 //! when that does not exist but `BASEDIR/usr/lib/modules/KVER` does (a merged-/usr tree
-//! without the `/lib` link, as Talos ships), that one is used. [`Options::moduledir`] names
+//! without the `/lib` link, as Talos uses), that one is used. [`Options::moduledir`] names
 //! another directory explicitly.
 //!
 //! Output, byte for byte as kmod 30's depmod writes it: `modules.dep`, `modules.alias`,
