@@ -478,7 +478,7 @@ pub(crate) struct ModulesDepmodArgs {
     /// The kernel's Module.symvers: warn about unknown symbols and CRC disagreements (depmod -e -E).
     #[arg(short = 'E', long, value_name = "FILE")]
     pub(crate) symvers: Option<PathBuf>,
-    /// Write nothing; print modules.dep on stdout (depmod -n prints every file).
+    /// Write nothing; print modules.dep on stdout (kmod's -n prints every file, this only modules.dep).
     #[arg(short = 'n', long)]
     pub(crate) dry_run: bool,
 }

@@ -163,20 +163,20 @@ pub fn check_vermagic(module: &Module, kernel: &Kernel) -> Vec<Problem> {
         flag("SMP", magic.smp, flags.smp);
         flag("mod_unload", magic.mod_unload, flags.mod_unload);
         flag("modversions", magic.modversions, flags.modversions);
-        if let Some(preempt) = flags.preempt {
-            if preempt != magic.preempt {
-                let word = |p: Preempt| match p {
-                    Preempt::None => "none".to_owned(),
-                    Preempt::Preempt => "preempt".to_owned(),
-                    Preempt::Rt => "preempt_rt".to_owned(),
-                };
-                problems.push(Problem::Flag {
-                    module: name.clone(),
-                    flag: "preempt",
-                    found: word(magic.preempt),
-                    expected: word(preempt),
-                });
-            }
+        if let Some(preempt) = flags.preempt
+            && preempt != magic.preempt
+        {
+            let word = |p: Preempt| match p {
+                Preempt::None => "none".to_owned(),
+                Preempt::Preempt => "preempt".to_owned(),
+                Preempt::Rt => "preempt_rt".to_owned(),
+            };
+            problems.push(Problem::Flag {
+                module: name.clone(),
+                flag: "preempt",
+                found: word(magic.preempt),
+                expected: word(preempt),
+            });
         }
     }
     problems
@@ -195,15 +195,15 @@ pub fn check_crcs(module: &Module, symvers: &Symvers, tree: &[Module]) -> Vec<Pr
             None if version.symbol == "module_layout" => None,
             None => exported.get(version.symbol.as_str()).copied().flatten(),
         };
-        if let Some(expected) = expected {
-            if expected as u32 != version.crc as u32 {
-                problems.push(Problem::Crc {
-                    module: module.name.clone(),
-                    symbol: version.symbol.clone(),
-                    found: version.crc,
-                    expected,
-                });
-            }
+        if let Some(expected) = expected
+            && expected as u32 != version.crc as u32
+        {
+            problems.push(Problem::Crc {
+                module: module.name.clone(),
+                symbol: version.symbol.clone(),
+                found: version.crc,
+                expected,
+            });
         }
     }
     problems
@@ -233,7 +233,8 @@ pub fn check_missing(module: &Module, symvers: Option<&Symvers>, tree: &[Module]
 }
 
 /// Every check for every module of `modules`, against the kernel and the union of `modules`
-/// and `tree` as the providers of symbols.
+/// and `tree` as the providers of symbols. CRCs and missing symbols are checked only when the
+/// kernel's `Module.symvers` is known: without it, what the kernel exports is unknown.
 pub fn check(modules: &[Module], kernel: &Kernel, tree: &[Module]) -> Vec<Problem> {
     let all: Vec<Module> = tree.iter().chain(modules).cloned().collect();
     let mut problems = Vec::new();
@@ -242,8 +243,6 @@ pub fn check(modules: &[Module], kernel: &Kernel, tree: &[Module]) -> Vec<Proble
         if let Some(symvers) = &kernel.symvers {
             problems.extend(check_crcs(module, symvers, &all));
             problems.extend(check_missing(module, Some(symvers), &all));
-        } else {
-            problems.extend(check_missing(module, None, &all));
         }
     }
     problems
@@ -267,6 +266,75 @@ pub fn expected_vermagic(kernel: &Kernel) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::module::{Export, Field, Needed, Version};
+    use std::path::PathBuf;
+
+    fn module(
+        name: &str,
+        vermagic: &str,
+        versions: &[(&str, u64)],
+        needed: &[&str],
+        exports: &[&str],
+    ) -> Module {
+        Module {
+            path: PathBuf::from(format!("{name}.ko")),
+            name: name.to_owned(),
+            compression: None,
+            modinfo: vec![Field { key: "vermagic".into(), value: vermagic.into() }],
+            versions: versions.iter().map(|(s, c)| Version { symbol: (*s).into(), crc: *c }).collect(),
+            exports: exports.iter().map(|s| Export { symbol: (*s).into(), crc: Some(1) }).collect(),
+            needed: needed.iter().map(|s| Needed { symbol: (*s).into(), crc: None, weak: false }).collect(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn every_problem_names_module_and_symbol() {
+        let symvers = Symvers::parse(
+            "0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x00000002\tkfree\tvmlinux\tEXPORT_SYMBOL\t\n",
+            std::path::Path::new("Module.symvers"),
+        )
+        .unwrap();
+        let kernel = Kernel { release: "6.12.0".into(), flags: None, symvers: Some(symvers) };
+        let provider = module("prov", "6.12.0 SMP ", &[], &[], &["prov_fn"]);
+        let user = module(
+            "user",
+            "6.12.0 SMP mod_unload ",
+            &[("printk", 1), ("kfree", 3), ("prov_fn", 1)],
+            &["printk", "kfree", "prov_fn", "gone_fn", "__this_module"],
+            &[],
+        );
+        let problems = check(std::slice::from_ref(&user), &kernel, &[provider]);
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "user: symbol kfree has CRC 0x00000003, the kernel has 0x00000002",
+                "user: needs symbol gone_fn, which neither the kernel nor any module provides",
+            ]
+        );
+        // Without the provider, its symbol is missing too.
+        let problems = check(&[user], &kernel, &[]);
+        assert!(
+            problems.contains(&Problem::MissingSymbol { module: "user".into(), symbol: "prov_fn".into() })
+        );
+    }
+
+    #[test]
+    fn release_counts_only_without_crcs() {
+        let kernel = Kernel { release: "6.12.1".into(), ..Kernel::default() };
+        let with_crcs = module("a", "6.12.0 SMP ", &[("printk", 1)], &[], &[]);
+        assert!(check_vermagic(&with_crcs, &kernel).is_empty());
+        let without = module("b", "6.12.0 SMP ", &[], &[], &[]);
+        assert_eq!(
+            check_vermagic(&without, &kernel),
+            [Problem::Release { module: "b".into(), found: "6.12.0".into(), expected: "6.12.1".into() }]
+        );
+        let mut none = without.clone();
+        none.modinfo.clear();
+        assert_eq!(check_vermagic(&none, &kernel), [Problem::NoVermagic { module: "b".into() }]);
+    }
 
     #[test]
     fn flags_from_config() {

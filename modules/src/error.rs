@@ -50,11 +50,11 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// Modules depend on each other in a cycle; depmod cannot order them.
-    #[error("modules depend on each other in a cycle: {}", cycles.join("; "))]
+    /// Modules depend on each other in a cycle; depmod cannot order them (kmod fails too).
+    #[error("dependency cycle among these modules (and what they need): {}", modules.join(", "))]
     Cycle {
-        /// Each cycle as `a -> b -> a`.
-        cycles: Vec<String>,
+        /// The modules left unordered: those in cycles and the modules they depend on.
+        modules: Vec<String>,
     },
     /// A key or value holds a byte outside 7-bit ASCII, which kmod's index format cannot hold.
     #[error("{} cannot go into {index}: only 7-bit ASCII is supported in kmod indexes", key.escape_debug())]

@@ -23,6 +23,7 @@ pub mod module;
 pub mod signing;
 pub mod symvers;
 pub mod vermagic;
+mod xz;
 
 pub use error::{Error, Result};
 pub use module::Module;

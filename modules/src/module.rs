@@ -148,6 +148,11 @@ pub fn read_decompressed(path: &Path) -> Result<(Vec<u8>, Option<Compression>)> 
     let Some(compression) = Compression::detect(&raw) else {
         return Ok((raw, None));
     };
+    if compression == Compression::Xz
+        && let Some(out) = crate::xz::decompress(&raw)
+    {
+        return Ok((out, Some(compression)));
+    }
     let mut out = Vec::with_capacity(raw.len() * 4);
     let result = match compression {
         Compression::Xz => lzma_rust2::XzReader::new(&raw[..], true).read_to_end(&mut out),
@@ -256,7 +261,7 @@ fn exports(elf: &Elf<'_>) -> Vec<Export> {
                     SHN_ABS | SHN_UNDEF => symbol.value,
                     index => match elf.section_span(index) {
                         Some((offset, size)) if symbol.value <= size.wrapping_sub(4) => {
-                            elf.u32_at(offset + symbol.value).unwrap_or(u64::MAX)
+                            offset.checked_add(symbol.value).and_then(|at| elf.u32_at(at)).unwrap_or(u64::MAX)
                         }
                         _ => u64::MAX,
                     },

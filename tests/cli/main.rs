@@ -14,6 +14,7 @@ mod interop;
 mod kconfig;
 mod kconfig_eval;
 mod kernel;
+mod modules;
 mod modules_sign;
 mod proxy;
 mod registry;

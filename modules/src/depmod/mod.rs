@@ -2,7 +2,7 @@
 //!
 //! The module directory is `BASEDIR/lib/modules/KVER`, as `depmod -b BASEDIR KVER` uses;
 //! when that does not exist but `BASEDIR/usr/lib/modules/KVER` does (a merged-/usr tree
-//! without the `/lib` link, as Talos ships), that one is used. [`Options::moduledir`] names
+//! without the `/lib` link, as Talos uses), that one is used. [`Options::moduledir`] names
 //! another directory explicitly.
 //!
 //! Output, byte for byte as kmod 30's depmod writes it: `modules.dep`, `modules.alias`,
@@ -14,9 +14,10 @@
 //!
 //! Order. Modules are ordered as kmod orders them: those listed in `modules.order` in its
 //! order, then the others in the iteration order of kmod's name hash table (reproduced in
-//! [`crate::kmodhash`]), so every output is fully determined by the tree — except which of two
+//! `kmodhash.rs`), so every output is fully determined by the tree — except which of two
 //! equally ranked files of the same module name wins, which in kmod depends on directory
-//! order; here the first in byte order of the path is kept.
+//! order; here the tree is walked depth first with each directory's entries in byte order (then
+//! the external directories), and the first file found is kept.
 //!
 //! Differences from kmod 30, on purpose: no configuration is read unless given (kmod reads
 //! the host's `/etc/depmod.d`); `external` directories are looked up under the base
@@ -90,7 +91,6 @@ pub fn write_files(dir: &Path, files: &[(&'static str, Vec<u8>)]) -> Result<()> 
             .tempfile_in(dir)
             .map_err(write_error)?;
         temp.write_all(bytes).map_err(write_error)?;
-        temp.as_file().sync_data().map_err(write_error)?;
         staged.push((temp, path));
     }
     for (temp, path) in staged {
@@ -158,6 +158,8 @@ impl Found {
 struct Walker<'a> {
     config: &'a Config,
     dirname: String,
+    /// The external directories inside the base directory, in kmod's list order (last first).
+    externals: Vec<String>,
     found: HashMap<String, Found>,
 }
 
@@ -175,10 +177,17 @@ impl Walker<'_> {
                 continue;
             }
             let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            if meta.is_dir() {
+            // As kmod: the directory entry's type, following symbolic links.
+            let (is_dir, is_file) = match entry.file_type() {
+                Ok(kind) if !kind.is_symlink() => (kind.is_dir(), kind.is_file()),
+                _ => match std::fs::metadata(&path) {
+                    Ok(meta) => (meta.is_dir(), meta.is_file()),
+                    Err(_) => continue,
+                },
+            };
+            if is_dir {
                 self.walk(&path)?;
-            } else if meta.is_file() && module::has_module_extension(&name) {
+            } else if is_file && module::has_module_extension(&name) {
                 self.consider(path.to_string_lossy().into_owned());
             }
         }
@@ -187,10 +196,10 @@ impl Walker<'_> {
 
     fn consider(&mut self, path: String) {
         let name = module::module_name(Path::new(&path));
-        if let Some(old) = self.found.get(&name) {
-            if self.old_wins(&old.path, &path, name.len()) {
-                return;
-            }
+        if let Some(old) = self.found.get(&name)
+            && self.old_wins(&old.path, &path, name.len())
+        {
+            return;
         }
         let relpath =
             path.strip_prefix(&self.dirname).and_then(|rest| rest.strip_prefix('/')).map(str::to_owned);
@@ -226,7 +235,7 @@ impl Walker<'_> {
             match search {
                 Search::BuiltIn => builtin = i,
                 Search::External => {
-                    for external in self.config.externals.iter().rev() {
+                    for external in &self.externals {
                         if under(&new_cut, external) {
                             new_priority = i;
                         }
@@ -276,12 +285,21 @@ pub fn compute(options: &Options) -> Result<Output> {
     let mut warnings = config.warnings.clone();
     let dirname = module_dir.to_string_lossy().into_owned();
     let basedir = options.basedir.to_string_lossy().into_owned();
-    let mut walker = Walker { config: &config, dirname: dirname.clone(), found: HashMap::new() };
+    let externals: Vec<PathBuf> =
+        config.externals.iter().rev().map(|dir| options.basedir.join(dir.trim_start_matches('/'))).collect();
+    let mut walker = Walker {
+        config: &config,
+        dirname: dirname.clone(),
+        externals: externals
+            .iter()
+            .map(|dir| dir.to_string_lossy().trim_end_matches('/').to_owned())
+            .collect(),
+        found: HashMap::new(),
+    };
     walker.walk(&module_dir)?;
-    for external in config.externals.iter().rev() {
-        let dir = options.basedir.join(external.trim_start_matches('/'));
+    for dir in &externals {
         if dir.is_dir() {
-            walker.walk(&dir)?;
+            walker.walk(dir)?;
         }
     }
 
@@ -312,9 +330,16 @@ pub fn compute(options: &Options) -> Result<Output> {
     }
 
     // Read every module, in parallel.
-    let read: Vec<Result<Module>> = found.par_iter().map(|f| Module::read(Path::new(&f.path))).collect();
+    // Largest files first, so that no core is left alone with a big module at the end.
+    let sizes: Vec<u64> =
+        found.par_iter().map(|f| std::fs::metadata(&f.path).map_or(0, |meta| meta.len())).collect();
+    let mut order: Vec<usize> = (0..found.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    let mut read: Vec<(usize, Result<Module>)> =
+        order.par_iter().map(|&i| (i, Module::read(Path::new(&found[i].path)))).collect();
+    read.sort_by_key(|(i, _)| *i);
     let mut modules: Vec<Option<Module>> = Vec::with_capacity(read.len());
-    for module in read {
+    for (_, module) in read {
         match module {
             Ok(module) => modules.push(Some(module)),
             Err(error) => {
@@ -362,11 +387,11 @@ pub fn compute(options: &Options) -> Result<Output> {
             if symvers.is_some() && !needed.weak && crc.unwrap_or(0) != needed.crc.unwrap_or(0) {
                 warnings.push(format!("{} disagrees about version of symbol {name}", entry.found.path));
             }
-            if let Some(owner) = owner {
-                if !deps[i].contains(&owner) {
-                    deps[i].push(owner);
-                    users[owner] += 1;
-                }
+            if let Some(owner) = owner
+                && !deps[i].contains(&owner)
+            {
+                deps[i].push(owner);
+                users[owner] += 1;
             }
         }
     }
@@ -406,7 +431,7 @@ fn topological_sort(entries: &mut [Entry]) -> Result<()> {
         let mut cyclic: Vec<String> =
             (0..entries.len()).filter(|&i| users[i] > 0).map(|i| entries[i].found.name.clone()).collect();
         cyclic.sort();
-        return Err(Error::Cycle { cycles: vec![cyclic.join(", ")] });
+        return Err(Error::Cycle { modules: cyclic });
     }
     Ok(())
 }
@@ -452,6 +477,10 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 type Symbols<'a> = HashMap<&'a str, (Option<usize>, Option<u64>)>;
 
+type Built = Result<(Vec<(&'static str, Vec<u8>)>, Vec<String>)>;
+
+/// Every output file, in kmod's order, built in parallel (each file on its own is serial and
+/// deterministic).
 fn outputs(
     entries: &[Entry],
     modules: &[Option<Module>],
@@ -460,11 +489,27 @@ fn outputs(
     basedir: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let info = |i: usize, key: &'static str| -> Vec<String> {
-        modules[i].iter().flat_map(|m| m.values(key)).map(str::to_owned).collect()
-    };
-    let path = |i: usize| entries[i].found.index_path(basedir);
+    let ((deps, aliases), (symbols, (builtin, devname))) = rayon::join(
+        || rayon::join(|| dep_files(entries, basedir), || alias_files(entries, modules)),
+        || {
+            rayon::join(
+                || symbol_files(entries, symbols),
+                || rayon::join(|| builtin_files(module_dir), || Ok(devnames(entries, modules))),
+            )
+        },
+    );
+    let mut files = Vec::new();
+    for built in [deps, aliases, symbols, builtin, devname] {
+        let (built, messages) = built?;
+        files.extend(built);
+        warnings.extend(messages);
+    }
+    Ok(files)
+}
 
+/// `modules.dep` and `modules.dep.bin`.
+fn dep_files(entries: &[Entry], basedir: &str) -> Built {
+    let path = |i: usize| entries[i].found.index_path(basedir);
     let mut dep = String::new();
     let mut dep_bin = Index::new("modules.dep.bin");
     for (i, entry) in entries.iter().enumerate() {
@@ -477,37 +522,60 @@ fn outputs(
         dep.push_str(&line);
         dep.push('\n');
     }
+    Ok((vec![("modules.dep", dep.into_bytes()), ("modules.dep.bin", dep_bin.to_bytes())], Vec::new()))
+}
 
+/// `modules.alias`, `modules.alias.bin` and `modules.softdep`.
+fn alias_files(entries: &[Entry], modules: &[Option<Module>]) -> Built {
+    let mut warnings = Vec::new();
     let mut alias = String::from("# Aliases extracted from modules themselves.\n");
     let mut alias_bin = Index::new("modules.alias.bin");
     let mut softdep = String::from("# Soft dependencies extracted from modules themselves.\n");
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, (entry, module)) in entries.iter().zip(modules).enumerate() {
+        let Some(module) = module else { continue };
         let name = &entry.found.name;
-        for value in info(i, "alias") {
+        for value in module.values("alias") {
             let _ = writeln!(alias, "alias {value} {name}");
-            match normalize_alias(&value) {
+            match normalize_alias(value) {
                 Some(key) => {
                     alias_bin.insert(key.as_bytes(), name.as_bytes(), i as u32)?;
                 }
                 None => warnings.push(format!("Unmatched bracket in {value}")),
             }
         }
-        for value in info(i, "softdep") {
+        for value in module.values("softdep") {
             let _ = writeln!(softdep, "softdep {name} {value}");
         }
     }
+    Ok((
+        vec![
+            ("modules.alias", alias.into_bytes()),
+            ("modules.alias.bin", alias_bin.to_bytes()),
+            ("modules.softdep", softdep.into_bytes()),
+        ],
+        warnings,
+    ))
+}
 
+/// `modules.symbols` and `modules.symbols.bin`, in kmod's symbol-hash order.
+fn symbol_files(entries: &[Entry], symbols: &Symbols<'_>) -> Built {
     let mut owned: Vec<(&str, usize)> =
         symbols.iter().filter_map(|(name, (owner, _))| Some((*name, (*owner)?))).collect();
     kmodhash::sort_in_hash_order(&mut owned, 2048, |(name, _)| name.as_bytes());
-    let mut symbols_text = String::from("# Aliases for symbols, used by symbol_request().\n");
-    let mut symbols_bin = Index::new("modules.symbols.bin");
+    let mut text = String::from("# Aliases for symbols, used by symbol_request().\n");
+    let mut index = Index::new("modules.symbols.bin");
     for (name, owner) in &owned {
         let module = &entries[*owner].found.name;
-        let _ = writeln!(symbols_text, "alias symbol:{name} {module}");
-        symbols_bin.insert(format!("symbol:{name}").as_bytes(), module.as_bytes(), *owner as u32)?;
+        let _ = writeln!(text, "alias symbol:{name} {module}");
+        index.insert(format!("symbol:{name}").as_bytes(), module.as_bytes(), *owner as u32)?;
     }
+    Ok((vec![("modules.symbols", text.into_bytes()), ("modules.symbols.bin", index.to_bytes())], Vec::new()))
+}
 
+/// `modules.builtin.bin` and `modules.builtin.alias.bin` from the build's `modules.builtin`
+/// and `modules.builtin.modinfo` (empty files when those are absent, as kmod writes them).
+fn builtin_files(module_dir: &Path) -> Built {
+    let mut warnings = Vec::new();
     let builtin_bin = match read_optional(&module_dir.join("modules.builtin"))? {
         None => Vec::new(),
         Some(text) => {
@@ -525,23 +593,12 @@ fn outputs(
     };
     let builtin_alias_bin = match read_optional(&module_dir.join("modules.builtin.modinfo"))? {
         None => Vec::new(),
-        Some(bytes) => builtin_aliases(&bytes, warnings)?.to_bytes(),
+        Some(bytes) => builtin_aliases(&bytes, &mut warnings)?.to_bytes(),
     };
-
-    let devname = devnames(entries, modules, warnings);
-
-    Ok(vec![
-        ("modules.dep", dep.into_bytes()),
-        ("modules.dep.bin", dep_bin.to_bytes()),
-        ("modules.alias", alias.into_bytes()),
-        ("modules.alias.bin", alias_bin.to_bytes()),
-        ("modules.softdep", softdep.into_bytes()),
-        ("modules.symbols", symbols_text.into_bytes()),
-        ("modules.symbols.bin", symbols_bin.to_bytes()),
-        ("modules.builtin.bin", builtin_bin),
-        ("modules.builtin.alias.bin", builtin_alias_bin),
-        ("modules.devname", devname.into_bytes()),
-    ])
+    Ok((
+        vec![("modules.builtin.bin", builtin_bin), ("modules.builtin.alias.bin", builtin_alias_bin)],
+        warnings,
+    ))
 }
 
 /// kmod's `alias_normalize`: `-` → `_` outside `[...]`; `None` for an unmatched bracket.
@@ -611,7 +668,8 @@ fn builtin_aliases(bytes: &[u8], warnings: &mut Vec<String>) -> Result<Index> {
 }
 
 /// `modules.devname`: `devname:` aliases with a `char-major-M-m` or `block-major-M-m` alias.
-fn devnames(entries: &[Entry], modules: &[Option<Module>], warnings: &mut Vec<String>) -> String {
+fn devnames(entries: &[Entry], modules: &[Option<Module>]) -> (Vec<(&'static str, Vec<u8>)>, Vec<String>) {
+    let mut warnings = Vec::new();
     let mut text = String::new();
     for (entry, module) in entries.iter().zip(modules) {
         let Some(module) = module else { continue };
@@ -642,7 +700,7 @@ fn devnames(entries: &[Entry], modules: &[Option<Module>], warnings: &mut Vec<St
             _ => {}
         }
     }
-    text
+    (vec![("modules.devname", text.into_bytes())], warnings)
 }
 
 /// `sscanf(value, "<prefix>%u-%u")`.
@@ -674,6 +732,48 @@ fn scan_unsigned(text: &str) -> Option<(u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(deps: &[&[usize]]) -> Vec<Entry> {
+        let mut users = vec![0; deps.len()];
+        for list in deps {
+            for &d in *list {
+                users[d] += 1;
+            }
+        }
+        deps.iter()
+            .zip(users)
+            .enumerate()
+            .map(|(i, (deps, users))| Entry {
+                found: Found {
+                    path: format!("/m/m{i}.ko"),
+                    relpath: Some(format!("m{i}.ko")),
+                    name: format!("m{i}"),
+                },
+                deps: deps.to_vec(),
+                users,
+                dep_sort: usize::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_sort_users_first_and_close_transitively() {
+        // m0 -> m1 -> m2, m0 -> m2, m3 -> m1
+        let mut list = entries(&[&[1, 2], &[2], &[], &[1]]);
+        topological_sort(&mut list).unwrap();
+        assert!(list[0].dep_sort < list[1].dep_sort && list[3].dep_sort < list[1].dep_sort);
+        assert!(list[1].dep_sort < list[2].dep_sort);
+        assert_eq!(all_dependencies(&list, 0), [1, 2]);
+        assert_eq!(all_dependencies(&list, 3), [1, 2]);
+        assert!(all_dependencies(&list, 2).is_empty());
+    }
+
+    #[test]
+    fn cycles_are_an_error_naming_the_modules() {
+        let mut list = entries(&[&[1], &[2], &[1], &[]]);
+        let error = topological_sort(&mut list).unwrap_err();
+        assert_eq!(error.to_string(), "dependency cycle among these modules (and what they need): m1, m2");
+    }
 
     #[test]
     fn aliases_normalize_outside_brackets() {

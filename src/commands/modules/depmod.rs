@@ -15,10 +15,10 @@ pub(crate) fn run(args: ModulesDepmodArgs) -> anyhow::Result<Exit> {
     };
     let output = if args.dry_run { depmod::compute(&options)? } else { depmod::depmod(&options)? };
     crate::output::messages(&output.warnings.iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>());
-    if args.dry_run {
-        if let Some((_, dep)) = output.files.iter().find(|(name, _)| *name == "modules.dep") {
-            crate::output::text(&String::from_utf8_lossy(dep))?;
-        }
+    if args.dry_run
+        && let Some((_, dep)) = output.files.iter().find(|(name, _)| *name == "modules.dep")
+    {
+        crate::output::text(&String::from_utf8_lossy(dep))?;
     }
     Ok(Exit::Success)
 }

@@ -32,10 +32,11 @@ pub(crate) fn run(args: ModulesInfoArgs) -> anyhow::Result<Exit> {
 fn render(module: &Module) -> String {
     let mut text = String::new();
     let mut line = |key: &str, value: &str| {
-        let _ = writeln!(text, "{:<16}{value}", format!("{key}:"));
+        let label = format!("{key}:");
+        let _ = writeln!(text, "{label:<16}{}{value}", if label.len() >= 16 { " " } else { "" });
     };
     line("filename", &module.path.display().to_string());
-    line("name", &module.name);
+    line("module", &module.name);
     if let Some(compression) = module.compression {
         line("compression", &format!("{compression:?}").to_lowercase());
     }
