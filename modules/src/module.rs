@@ -15,11 +15,6 @@ use crate::elf::{self, Elf, SHN_ABS, SHN_UNDEF};
 use crate::error::{Error, Result};
 use crate::vermagic::Vermagic;
 
-/// The trailer of a module with an appended signature (`include/linux/module_signature.h`).
-pub const SIGNATURE_MAGIC: &[u8] = b"~Module signature appended~\n";
-/// Size of `struct module_signature`, which precedes the magic.
-const SIGNATURE_INFO_SIZE: usize = 12;
-
 /// How a module file is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,13 +107,16 @@ pub struct Needed {
     pub weak: bool,
 }
 
-/// Where the appended signature sits; its contents are the signing code's business.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The appended signature: where it sits, and what `modinfo` shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppendedSignature {
     /// Bytes of the (decompressed) file before the signature: the module proper.
     pub module_len: usize,
     /// Length of the signature blob (`sig_len`).
     pub signature_len: usize,
+    /// `sig_id`, `signer`, `sig_key`, `sig_hashalgo` and `signature` as `modinfo` prints them;
+    /// empty when the PKCS#7 blob does not parse.
+    pub fields: Vec<Field>,
 }
 
 /// What one module file holds.
@@ -315,14 +313,25 @@ fn needed(elf: &Elf<'_>) -> Option<Vec<Needed>> {
     Some(needed)
 }
 
-/// The appended signature, when the file ends with the magic and the lengths are consistent.
+/// The appended signature, when the file ends with the magic and its header is one the kernel
+/// accepts (read by [`signing::appended`](crate::signing::appended)).
 pub fn appended_signature(bytes: &[u8]) -> Option<AppendedSignature> {
-    let body = bytes.strip_suffix(SIGNATURE_MAGIC)?;
-    let info_start = body.len().checked_sub(SIGNATURE_INFO_SIZE)?;
-    let info = &body[info_start..];
-    let signature_len = u32::from_be_bytes([info[8], info[9], info[10], info[11]]) as usize;
-    let module_len = info_start.checked_sub(signature_len)?;
-    Some(AppendedSignature { module_len, signature_len })
+    let appended = crate::signing::appended::split(bytes).ok()??;
+    let fields = crate::signing::read_signature(bytes)
+        .ok()
+        .flatten()
+        .map(|info| {
+            info.modinfo_fields()
+                .into_iter()
+                .map(|(key, value)| Field { key: key.to_owned(), value })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(AppendedSignature {
+        module_len: appended.unsigned.len(),
+        signature_len: appended.pkcs7.len(),
+        fields,
+    })
 }
 
 #[cfg(test)]
@@ -349,9 +358,12 @@ mod tests {
         let mut file = b"ELFDATA".to_vec();
         file.extend_from_slice(b"SIG");
         file.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
-        file.extend_from_slice(SIGNATURE_MAGIC);
-        assert_eq!(appended_signature(&file), Some(AppendedSignature { module_len: 7, signature_len: 3 }));
-        assert_eq!(appended_signature(SIGNATURE_MAGIC), None);
+        file.extend_from_slice(crate::signing::appended::MARKER);
+        let found = appended_signature(&file).unwrap();
+        assert_eq!((found.module_len, found.signature_len), (7, 3));
+        // Not PKCS#7 inside: where it is, but no details.
+        assert!(found.fields.is_empty());
+        assert_eq!(appended_signature(crate::signing::appended::MARKER), None);
         assert_eq!(appended_signature(b"plain"), None);
     }
 }

@@ -222,6 +222,21 @@ fn info_agrees_with_modinfo_on_every_module() {
         assert_eq!(modinfo_parms(&fields), their_parms, "{path}: parameters differ");
         let has_signature = expected.iter().any(|(k, _)| k == "sig_id");
         assert_eq!(module["signature"].is_object(), has_signature, "{path}: signature");
+        // The signature's details as modinfo shows them (the signature bytes themselves are
+        // compared in modules_sign.rs, where modinfo's line wrapping is known).
+        let details = |fields: Vec<(String, String)>| -> Vec<(String, String)> {
+            fields.into_iter().filter(|(k, _)| SIGNATURE_KEYS[..4].contains(&k.as_str())).collect()
+        };
+        let ours: Vec<(String, String)> = module["signature"]["fields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|f| (f["key"].as_str().unwrap().to_owned(), f["value"].as_str().unwrap().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(details(ours), details(expected.clone()), "{path}: signature details differ from modinfo");
         signed += usize::from(has_signature);
         // The parsed vermagic is the modinfo string's.
         let vermagic = expected.iter().find(|(k, _)| k == "vermagic").map(|(_, v)| v.as_str()).unwrap();

@@ -40,17 +40,18 @@ fn render(module: &Module) -> String {
     if let Some(compression) = module.compression {
         line("compression", &format!("{compression:?}").to_lowercase());
     }
-    if let Some(signature) = module.signature {
-        line(
-            "signature",
-            &format!(
-                "appended, {} bytes after {} bytes of module",
-                signature.signature_len, signature.module_len
-            ),
-        );
-    }
     for field in &module.modinfo {
         line(&field.key, &field.value);
+    }
+    if let Some(signature) = &module.signature {
+        // modinfo's signature fields, after the .modinfo ones as modinfo prints them.
+        for field in &signature.fields {
+            line(&field.key, &field.value);
+        }
+        line(
+            "signature size",
+            &format!("{} bytes after {} bytes of module", signature.signature_len, signature.module_len),
+        );
     }
     if let Some(magic) = module.vermagic() {
         let yes = |b: bool| if b { "yes" } else { "no" };
