@@ -170,6 +170,28 @@ impl kiln_builder::build::Reporter for BuildProgress {
         }
     }
 
+    fn step_progress(&self, step: &str, done: u64, expected: Option<u64>) {
+        let Some(bar) = self.running.lock().ok().and_then(|r| r.get(step).cloned()) else { return };
+        if bar.length().is_none() {
+            // The first object: the spinner becomes a count, against the expected total if known.
+            let template = match expected {
+                Some(_) => {
+                    "{spinner} {prefix} {elapsed} [{bar:24}] {pos}/{len} objects (~{eta} left) {wide_msg}"
+                }
+                None => "{spinner} {prefix} {elapsed} {pos} objects compiled {wide_msg}",
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_length(expected.unwrap_or(0));
+        }
+        // A build can compile more than the last one did; the count still shows.
+        if bar.length().is_some_and(|length| length != 0 && done > length) {
+            bar.set_length(done);
+        }
+        bar.set_position(done);
+    }
+
     fn step_finished(&self, result: &kiln_builder::build::StepResult) {
         if let Some(bar) = self.running.lock().ok().and_then(|mut r| r.remove(&result.step)) {
             bar.finish_and_clear();

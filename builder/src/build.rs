@@ -29,6 +29,10 @@ use crate::recipe::Recipe;
 use crate::sandbox::{self, HOSTNAME, Input, Isolation, Spec};
 use crate::source::{self, FetchOptions, Fetched};
 
+/// Changes whenever what kiln does around a step's script changes (the kernel step's signing and
+/// depmod, a module step's checks), so entries made by an older kiln are not taken for new ones.
+const STEPS_REVISION: u32 = 2;
+
 /// How to build.
 pub struct BuildOptions<'a> {
     /// The OCI image layout to write the images into.
@@ -49,6 +53,9 @@ pub trait Reporter: Sync {
     fn step_started(&self, _step: &str) {}
     /// A line of a running step's output.
     fn step_output(&self, _step: &str, _line: &str) {}
+    /// A running step compiled another object: `done` so far, of `expected` when known (from
+    /// an earlier build of the same kernel configuration).
+    fn step_progress(&self, _step: &str, _done: u64, _expected: Option<u64>) {}
     /// A step is done, run or cached.
     fn step_finished(&self, _result: &StepResult) {}
 }
@@ -229,20 +236,24 @@ impl Run<'_> {
 
     fn step(&mut self, name: &str, outputs: &BTreeMap<String, (PathBuf, String)>) -> Result<StepResult> {
         let recipe = self.recipe;
-        let kernel = recipe.kernel.as_ref().filter(|_| recipe.is_kernel(name));
-        let (inputs, definition) = match (kernel, recipe.steps.get(name)) {
-            (Some(kernel), _) => (vec![kernel.source.clone()], crate::kernel::definition(recipe, kernel)?),
-            (None, Some(step)) => (step.inputs.clone(), serde_json::json!({ "script": step.script })),
-            (None, None) => return Err(Error::Sandbox { reason: format!("no step {name:?}") }),
+        let kind = Kind::of(recipe, name)?;
+        let inputs = recipe.inputs(name);
+        let definition = match kind {
+            Kind::Kernel(kernel) => crate::kernel::definition(recipe, kernel)?,
+            Kind::Module(module) => serde_json::json!({ "module": module }),
+            Kind::Script(step) => serde_json::json!({ "script": step.script }),
         };
         // Where each input is in the sandbox: the kernel's source at a fixed path, since its
-        // build directory refers to it.
-        let mount = |input: &str| match kernel {
-            Some(_) => crate::kernel::SOURCE.to_owned(),
-            None => format!("/inputs/{input}"),
+        // build directory refers to it; a module's kernel and source at theirs.
+        let mount = |input: &str| match kind {
+            Kind::Kernel(_) => crate::kernel::SOURCE.to_owned(),
+            Kind::Module(module) if input == module.source => crate::module::MODULE_SOURCE.to_owned(),
+            Kind::Module(_) if input == crate::recipe::KERNEL => crate::module::KERNEL_OUTPUT.to_owned(),
+            Kind::Module(_) => crate::kernel::SOURCE.to_owned(),
+            Kind::Script(_) => format!("/inputs/{input}"),
         };
         let mut spec = Spec::new(PathBuf::new(), PathBuf::new(), self.epoch);
-        if let Some(step) = recipe.steps.get(name).filter(|_| kernel.is_none()) {
+        if let Kind::Script(step) = kind {
             spec.env = step.env.clone();
         }
         let mut identities = BTreeMap::new();
@@ -258,6 +269,7 @@ impl Run<'_> {
         let mounts: BTreeMap<&String, String> = inputs.iter().map(|i| (i, mount(i))).collect();
         let key_document = serde_json::json!({
             "kiln": env!("CARGO_PKG_VERSION"),
+            "steps": STEPS_REVISION,
             "step": definition,
             "environment": spec.environment(),
             "inputs": identities,
@@ -297,22 +309,22 @@ impl Run<'_> {
         self.reporter.step_started(name);
         let started = Instant::now();
         let log = temp.path().join("log");
-        let reporter = self.reporter;
-        let mut on_line = |line: &str| reporter.step_output(name, line);
-        let ran = match (kernel, recipe.steps.get(name)) {
-            (Some(kernel), _) => crate::kernel::build(
-                recipe,
-                kernel,
-                self.options.isolation,
-                &spec,
-                self.epoch,
-                &log,
-                &mut on_line,
-            ),
-            (None, Some(step)) => {
-                sandbox::run_logged(self.options.isolation, &spec, &step.script, &log, &mut on_line)
-            }
-            (None, None) => Ok(()),
+        let context = StepContext {
+            name,
+            isolation: self.options.isolation,
+            spec: &spec,
+            epoch: self.epoch,
+            log: &log,
+            cache,
+            reporter: self.reporter,
+        };
+        let ran = match kind {
+            Kind::Kernel(kernel) => crate::kernel::build(recipe, kernel, &context),
+            Kind::Module(_) => match &recipe.kernel {
+                Some(kernel) => crate::module::build(recipe, kernel, &context),
+                None => Err(Error::Sandbox { reason: format!("module {name:?} needs the recipe's kernel") }),
+            },
+            Kind::Script(step) => context.run(&step.script),
         };
         if let Err(Error::StepFailed { exit, tail, .. }) = ran {
             let kept = cache.failed_log(&self.recipe.meta.name, name);
@@ -337,6 +349,74 @@ impl Run<'_> {
             return Err(Error::Write { path: entry, source });
         }
         Ok(StepResult { step: name.to_owned(), key, cached: false, seconds, output })
+    }
+}
+
+/// What a running step works with.
+pub(crate) struct StepContext<'a> {
+    /// The step's name.
+    pub(crate) name: &'a str,
+    pub(crate) isolation: &'a dyn Isolation,
+    pub(crate) spec: &'a Spec,
+    pub(crate) epoch: Epoch,
+    /// The step's log file.
+    pub(crate) log: &'a Path,
+    pub(crate) cache: &'a Cache,
+    pub(crate) reporter: &'a dyn Reporter,
+}
+
+impl StepContext<'_> {
+    /// Runs a script in the step's sandbox, its output to the log and the reporter.
+    pub(crate) fn run(&self, script: &str) -> Result<()> {
+        self.run_with(script, &mut |_| {})
+    }
+
+    /// [`run`](Self::run), also handing each output line to `on_line`.
+    pub(crate) fn run_with(&self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+        sandbox::run_logged(self.isolation, self.spec, script, self.log, &mut |line| {
+            on_line(line);
+            self.reporter.step_output(self.name, line);
+        })
+    }
+
+    /// Appends lines to the step's log and reports them.
+    pub(crate) fn note(&self, lines: &[String]) -> Result<()> {
+        let mut text = String::new();
+        for line in lines {
+            self.reporter.step_output(self.name, line);
+            text.push_str(line);
+            text.push('\n');
+        }
+        let mut file = fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.log)
+            .map_err(|source| Error::Write { path: self.log.to_owned(), source })?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .map_err(|source| Error::Write { path: self.log.to_owned(), source })
+    }
+}
+
+/// What a step is.
+#[derive(Clone, Copy)]
+enum Kind<'r> {
+    Kernel(&'r crate::recipe::Kernel),
+    Module(&'r crate::recipe::Module),
+    Script(&'r crate::recipe::Step),
+}
+
+impl<'r> Kind<'r> {
+    fn of(recipe: &'r Recipe, name: &str) -> Result<Kind<'r>> {
+        if let Some(kernel) = recipe.kernel.as_ref().filter(|_| recipe.is_kernel(name)) {
+            return Ok(Kind::Kernel(kernel));
+        }
+        if let Some(module) = recipe.modules.get(name) {
+            return Ok(Kind::Module(module));
+        }
+        match recipe.steps.get(name) {
+            Some(step) => Ok(Kind::Script(step)),
+            None => Err(Error::Sandbox { reason: format!("no step {name:?}") }),
+        }
     }
 }
 

@@ -99,11 +99,35 @@ pub enum Error {
         reason: String,
     },
     /// Requested kernel options that `make olddefconfig` dropped or changed.
-    #[error("{} requested kernel option(s) did not stick:\n{}", dropped.len(), dropped.join("\n"))]
+    #[error(
+        "{} requested kernel option(s) did not stick:\n{}\nwhy, from the kernel's Kconfig:\n{}",
+        dropped.len(),
+        dropped.join("\n"),
+        explanations.join("\n")
+    )]
     KernelConfig {
         /// For each, `merge_config.sh`'s report (requested and actual value).
         dropped: Vec<String>,
+        /// For each, why: what set the value it has, and the unmet dependencies of the request.
+        explanations: Vec<String>,
     },
+    /// The module signing key cannot be used, or signing failed.
+    #[error("module signing: {reason}")]
+    Signing {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A built module does not fit the kernel it was built for.
+    #[error("module {} does not fit the kernel: {reason}", path.display())]
+    ModuleMismatch {
+        /// The module.
+        path: PathBuf,
+        /// The mismatches.
+        reason: String,
+    },
+    /// Reading or indexing kernel modules failed.
+    #[error(transparent)]
+    Modules(#[from] kiln_modules::Error),
     /// Packing an image failed.
     #[error(transparent)]
     Layers(#[from] kiln_layers::Error),
@@ -180,6 +204,9 @@ impl Error {
         if let Error::Layers(error) = self {
             return error.is_input_error();
         }
+        if let Error::Modules(error) = self {
+            return error.is_input_error();
+        }
         matches!(
             self,
             Error::StepFailed { .. }
@@ -189,6 +216,8 @@ impl Error {
                 | Error::ChecksumMismatch { .. }
                 | Error::LockMismatch { .. }
                 | Error::KernelConfig { .. }
+                | Error::Signing { .. }
+                | Error::ModuleMismatch { .. }
         )
     }
 }

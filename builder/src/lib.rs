@@ -29,8 +29,10 @@ mod error;
 pub mod extract;
 pub mod kernel;
 pub mod lock;
+pub mod module;
 pub mod recipe;
 pub mod sandbox;
+mod signing;
 pub mod source;
 pub mod tree;
 

@@ -28,6 +28,12 @@
 //! base-target = "tinyconfig"          # or base-config = "kernel/base.config"
 //! fragments = ["kernel/extra.config"] # merged in order; each value must stick
 //! localversion = "-custom"
+//! signing-seed = "kernel/signing.seed" # module signing key derived from a secret seed, or
+//!                                     # signing-key = "key.pem" (private key and certificate)
+//! cmdline = "console=ttyS0 hugepages=64" # the kernel command line, in this order
+//!
+//! [modules.hello]                     # an out-of-tree module, built against the kernel
+//! source = "hello-src"                # a source holding its Kbuild and C files
 //!
 //! [images."greeting:v1"]              # NAME:TAG in the output layout
 //! from = "compile"                    # a step's /out, or dir = "extension" in the recipe
@@ -60,6 +66,8 @@ pub struct Recipe {
     pub steps: BTreeMap<String, Step>,
     /// The kernel, built as the step named [`KERNEL`].
     pub kernel: Option<Kernel>,
+    /// Out-of-tree kernel modules, each built as the step of its name.
+    pub modules: BTreeMap<String, Module>,
     /// Images by `NAME:TAG`.
     pub images: BTreeMap<String, Image>,
 }
@@ -140,6 +148,24 @@ pub struct Kernel {
     /// Appended to the kernel release (`LOCALVERSION`).
     #[serde(default)]
     pub localversion: String,
+    /// A PEM file with the module signing key and its certificate…
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// …or a file of secret bytes the key and certificate are derived from, reproducibly.
+    #[serde(default)]
+    pub signing_seed: Option<PathBuf>,
+    /// The kernel command line for images that boot it, arguments in the order given.
+    #[serde(default)]
+    pub cmdline: Option<String>,
+}
+
+/// `[modules.NAME]`: an out-of-tree kernel module, built against the recipe's kernel, signed
+/// with its key and installed under `usr/lib/modules/<release>/extras/`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Module {
+    /// The source holding the module's `Kbuild` (or `Makefile`) and C files.
+    pub source: String,
 }
 
 /// An image of the output layout.
@@ -176,6 +202,8 @@ struct File {
     images: BTreeMap<String, Image>,
     #[serde(default)]
     kernel: Option<Kernel>,
+    #[serde(default)]
+    modules: BTreeMap<String, Module>,
 }
 
 impl Recipe {
@@ -201,6 +229,7 @@ impl Recipe {
             steps: file.steps,
             images: file.images,
             kernel: file.kernel,
+            modules: file.modules,
         };
         recipe.check(path)?;
         Ok(recipe)
@@ -300,18 +329,31 @@ impl Recipe {
             {
                 return Err(invalid(format!("kernel: base-target {target:?} is not a make *config target")));
             }
+            if kernel.signing_key.is_some() && kernel.signing_seed.is_some() {
+                return Err(invalid("kernel: give at most one of signing-key and signing-seed".into()));
+            }
             let files = kernel.base_config.iter().chain(&kernel.fragments);
+            let files = files.chain(&kernel.signing_key).chain(&kernel.signing_seed);
             if let Some(missing) = files.map(|f| self.dir.join(f)).find(|f| !f.is_file()) {
                 return Err(invalid(format!("kernel: {} is not a file", missing.display())));
+            }
+        }
+        for (name, module) in &self.modules {
+            check_name(name).map_err(|r| invalid(format!("module {name:?}: {r}")))?;
+            if self.kernel.is_none() {
+                return Err(invalid(format!("module {name:?}: a module needs the recipe's [kernel]")));
+            }
+            if self.steps.contains_key(name) || self.sources.contains_key(name) || name == KERNEL {
+                return Err(invalid(format!("module {name:?}: the name is taken by a source or step")));
+            }
+            if !self.sources.contains_key(&module.source) {
+                return Err(invalid(format!("module {name:?}: no source {:?}", module.source)));
             }
         }
         for (name, step) in &self.steps {
             check_name(name).map_err(|r| invalid(format!("step {name:?}: {r}")))?;
             for input in &step.inputs {
-                if !self.sources.contains_key(input)
-                    && !self.steps.contains_key(input)
-                    && !self.is_kernel(input)
-                {
+                if !self.sources.contains_key(input) && !self.is_step(input) {
                     return Err(invalid(format!(
                         "step {name:?}: input {input:?} is neither a source nor a step"
                     )));
@@ -327,7 +369,7 @@ impl Recipe {
                 .parse::<kiln_layers::compress::Compression>()
                 .map_err(|e| invalid(format!("image {name:?}: {e}")))?;
             match (&image.from, &image.dir) {
-                (Some(step), None) if self.steps.contains_key(step) || self.is_kernel(step) => {}
+                (Some(step), None) if self.is_step(step) => {}
                 (Some(step), None) => return Err(invalid(format!("image {name:?}: no step {step:?}"))),
                 (None, Some(_)) if image.path.is_none() => {}
                 _ => {
@@ -345,6 +387,22 @@ impl Recipe {
         self.kernel.is_some() && name == KERNEL
     }
 
+    /// Whether `name` is a step: the kernel's, a module's or a script's.
+    pub fn is_step(&self, name: &str) -> bool {
+        self.is_kernel(name) || self.modules.contains_key(name) || self.steps.contains_key(name)
+    }
+
+    /// The inputs of a step: the sources and steps it reads.
+    pub fn inputs(&self, name: &str) -> Vec<String> {
+        if self.is_kernel(name) {
+            self.kernel.iter().map(|kernel| kernel.source.clone()).collect()
+        } else if let (Some(module), Some(kernel)) = (self.modules.get(name), &self.kernel) {
+            vec![kernel.source.clone(), KERNEL.to_owned(), module.source.clone()]
+        } else {
+            self.steps.get(name).map(|step| step.inputs.clone()).unwrap_or_default()
+        }
+    }
+
     /// Steps in an order where every step comes after its inputs (by name among equals); the
     /// kernel's step, which reads only a source, comes first.
     pub fn order(&self) -> std::result::Result<Vec<String>, String> {
@@ -354,19 +412,23 @@ impl Recipe {
             done.insert(KERNEL);
             order.push(KERNEL.to_owned());
         }
-        let total = order.len() + self.steps.len();
+        let names: BTreeSet<&str> =
+            self.modules.keys().chain(self.steps.keys()).map(String::as_str).collect();
+        let total = order.len() + names.len();
         while order.len() < total {
-            let ready = self.steps.iter().find(|(name, step)| {
-                !done.contains(name.as_str())
-                    && step.inputs.iter().all(|i| self.sources.contains_key(i) || done.contains(i.as_str()))
+            let ready = names.iter().find(|name| {
+                !done.contains(*name)
+                    && self
+                        .inputs(name)
+                        .iter()
+                        .all(|i| self.sources.contains_key(i) || done.contains(i.as_str()))
             });
-            let Some((name, _)) = ready else {
-                let stuck: Vec<&str> =
-                    self.steps.keys().map(String::as_str).filter(|s| !done.contains(s)).collect();
+            let Some(name) = ready else {
+                let stuck: Vec<&str> = names.iter().copied().filter(|s| !done.contains(s)).collect();
                 return Err(format!("steps depend on each other in a cycle: {}", stuck.join(", ")));
             };
             done.insert(name);
-            order.push(name.clone());
+            order.push((*name).to_owned());
         }
         Ok(order)
     }
