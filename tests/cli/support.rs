@@ -495,11 +495,14 @@ pub(crate) fn kiln_as_nobody(dir: &Path) -> Option<Command> {
     Some(command)
 }
 
-/// A copy of recipes/smoke in `dir`.
+/// A copy of recipes/smoke in `dir`, with the module source it shares with recipes/solana.
 pub(crate) fn smoke_recipe_copy(dir: &Path) -> PathBuf {
+    let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
     let recipe = dir.join("smoke");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
-    ok(Command::new("cp").arg("-R").arg(source).arg(&recipe));
+    ok(Command::new("cp").arg("-R").arg(recipes.join("smoke")).arg(&recipe));
+    // The module source the smoke recipe shares with the solana recipe, at the same place.
+    fs::create_dir_all(dir.join("solana")).unwrap();
+    ok(Command::new("cp").arg("-R").arg(recipes.join("solana/optimizer")).arg(dir.join("solana")));
     recipe
 }
 
