@@ -249,7 +249,6 @@ pub(crate) struct KconfigDiffArgs {
     pub(crate) new: PathBuf,
 }
 
-
 #[derive(Debug, Args)]
 pub(crate) struct ModulesSignArgs {
     /// Private key PEM (PKCS#8 or PKCS#1), possibly followed by the certificate, like the
