@@ -15,7 +15,7 @@
 //!    without the `build`/`source` links), `kernelrelease`, and `build/` — the build directory
 //!    without object files, for out-of-tree modules (which must see the source at [`SOURCE`]);
 //! 6. outside the sandbox: every module signed with the recipe's key when the kernel checks
-//!    signatures (see [`signing`](crate::signing)), and the module indexes (`modules.dep`, the
+//!    signatures (the `signing` module), and the module indexes (`modules.dep`, the
 //!    `.bin` files kmod reads, …) written by kiln's depmod.
 //!
 //! With module signatures on, the kernel's configuration gets two more lines: the recipe's
