@@ -85,10 +85,12 @@ pub fn write_files(dir: &Path, files: &[(&'static str, Vec<u8>)]) -> Result<()> 
     for (name, bytes) in files {
         let path = dir.join(name);
         let write_error = |source| Error::Write { path: path.clone(), source };
-        let mut temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(dir)
+        let mut temp =
+            tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(write_error)?;
+        // Set, not requested at creation: the process's umask must not decide the files' modes
+        // (they end up in images and initramfs archives).
+        temp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .map_err(write_error)?;
         temp.write_all(bytes).map_err(write_error)?;
         staged.push((temp, path));
