@@ -97,6 +97,45 @@ fn the_smoke_kernel_has_its_image_modules_and_build_directory() {
         assert!(depends.contains(needed), "{depends}");
     }
 
+    // kiln's indexes are kmod's: kmod 30's depmod on a copy of the same tree writes the same
+    // bytes, and its modprobe resolves every module alike with either set.
+    let kmod_root = work.path().join("kmod");
+    let kmod_modules = kmod_root.join("lib/modules").join(&release);
+    fs::create_dir_all(kmod_modules.parent().unwrap()).unwrap();
+    support::ok(Command::new("cp").arg("-R").arg(&modules).arg(&kmod_modules));
+    let empty_config = work.path().join("depmod.d");
+    fs::create_dir(&empty_config).unwrap();
+    support::ok(Command::new("depmod").arg("-b").arg(&kmod_root).arg("-C").arg(&empty_config).arg(&release));
+    let mut compared = 0;
+    for entry in fs::read_dir(&kmod_modules).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("modules.") && name != "modules.order" && name != "modules.builtin" {
+            let ours = fs::read(modules.join(&name)).unwrap();
+            assert!(ours == fs::read(kmod_modules.join(&name)).unwrap(), "{name} differs from kmod's");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 8, "{compared} index files");
+    let names: Vec<String> = fs::read_to_string(modules.join("modules.order"))
+        .unwrap()
+        .lines()
+        .map(|line| line.rsplit('/').next().unwrap().trim_end_matches(".ko").to_owned())
+        .collect();
+    assert!(names.len() >= 5 && names.contains(&"igb".to_owned()), "{names:?}");
+    for name in &names {
+        let show = |root: &Path| {
+            support::ok(
+                Command::new("modprobe")
+                    .arg("-d")
+                    .arg(root)
+                    .args(["-S", &release, "--show-depends", name])
+                    .env("MODPROBE_OPTIONS", ""),
+            )
+            .replace(&root.display().to_string(), "")
+        };
+        assert_eq!(show(&root.join("usr")), show(&kmod_root), "{name}");
+    }
+
     // The out-of-tree module: built against this kernel, signed with the same key.
     let optimizer = work.path().join("optimizer");
     support::ok(
