@@ -110,18 +110,7 @@ impl<'a> Elf<'a> {
         if end > self.data.len() as u64 {
             return None;
         }
-        let bytes = &self.data[offset as usize..end as usize];
-        let mut value = 0u64;
-        if self.big_endian {
-            for &b in bytes {
-                value = (value << 8) | u64::from(b);
-            }
-        } else {
-            for &b in bytes.iter().rev() {
-                value = (value << 8) | u64::from(b);
-            }
-        }
-        Some(value)
+        Some(self.read_uint(&self.data[offset as usize..end as usize]))
     }
 
     /// (offset, size, name offset) of section `index`, if its header and data lie in the file.
