@@ -27,9 +27,9 @@ pub(crate) enum Command {
     /// ($KILN_CACHE, default ~/.cache/kiln) and checked against their pins and kiln.lock;
     /// without a kiln.lock, the build writes one.
     ///
-    /// A [kernel] is configured, checked (a requested option that does not stick fails the
+    /// A `[kernel]` is configured, checked (a requested option that does not stick fails the
     /// build before the compile, with the reason) and built; its modules are signed with the
-    /// recipe's key and indexed. [modules.NAME] are built against it, signed and checked.
+    /// recipe's key and indexed. `[modules.NAME]` are built against it, signed and checked.
     Build(BuildArgs),
     /// Fetch every source of a recipe and write its kiln.lock.
     Lock(LockArgs),
