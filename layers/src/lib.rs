@@ -12,12 +12,14 @@
 //! - [`compress::Compression`]: gzip (block-parallel, thread-count independent), zstd, none.
 //! - [`oci`]: descriptors, manifests, indexes, configs, `NAME:TAG` references, and
 //!   [`oci::layout`] reading and atomic writing.
+//! - [`cpio`]: deterministic newc archives (initramfs) from a tree, and a bounds-checked reader.
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.
 //!
 //! This crate must not read the clock, the host's user database or the network, and never
 //! prints; progress goes through [`pack::Reporter`].
 
 pub mod compress;
+pub mod cpio;
 pub mod diff;
 pub mod digest;
 mod error;
