@@ -13,6 +13,7 @@
 //! - [`oci`]: descriptors, manifests, indexes, configs, `NAME:TAG` references, and
 //!   [`oci::layout`] reading and atomic writing.
 //! - [`cpio`]: deterministic newc archives (initramfs) from a tree, and a bounds-checked reader.
+//! - [`uki`]: Unified Kernel Images, systemd-stub plus sections, assembled natively.
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.
 //!
 //! This crate must not read the clock, the host's user database or the network, and never
@@ -27,6 +28,7 @@ pub mod inspect;
 pub mod oci;
 pub mod pack;
 mod tar;
+pub mod uki;
 pub mod walk;
 
 pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! A UKI assembled from Debian's systemd-stub 254 and the smoke kernel and initramfs is a PE
+//! image binutils reads as we wrote it.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test on any unexpected error")]
+
+use std::path::Path;
+use std::process::Command;
+
+use kiln_layers::uki::{self, Section};
+
+const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+const KERNEL: &str = "/work/fixtures/smoke-vmlinuz";
+const INITRD: &str = "/work/fixtures/smoke-initramfs.zst";
+
+/// The stub, kernel and initramfs; `None` (a skip) when one is missing outside CI.
+#[expect(clippy::print_stderr, reason = "a skipped test must say why")]
+fn inputs() -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    for path in [STUB, KERNEL, INITRD] {
+        if !Path::new(path).exists() {
+            assert!(std::env::var_os("CI").is_none(), "{path} is required for this test under CI");
+            eprintln!("skipped: {path} is missing");
+            return None;
+        }
+    }
+    Some((std::fs::read(STUB).unwrap(), std::fs::read(KERNEL).unwrap(), std::fs::read(INITRD).unwrap()))
+}
+
+const OSREL: &[u8] = b"NAME=\"Talos\"\nID=talos\nVERSION_ID=v1.10.0\n";
+const CMDLINE: &[u8] = b"console=ttyS0 panic=-1";
+
+fn assemble(stub: &[u8], kernel: &[u8], initrd: &[u8]) -> Vec<u8> {
+    let release = uki::kernel_release(kernel).unwrap();
+    let sections = [
+        Section { name: ".osrel", data: OSREL },
+        Section { name: ".cmdline", data: CMDLINE },
+        Section { name: ".uname", data: release.as_bytes() },
+        Section { name: ".linux", data: kernel },
+        Section { name: ".initrd", data: initrd },
+    ];
+    uki::assemble(stub, &sections, 1_700_000_000).unwrap()
+}
+
+#[test]
+fn smoke_kernel_release_is_what_file_reports() {
+    let Some((_, kernel, _)) = inputs() else { return };
+    // file(1): "Linux kernel x86 boot executable bzImage, version 6.12.117-kiln-smoke (kiln@kiln) #1 …"
+    assert_eq!(uki::kernel_release(&kernel).as_deref(), Some("6.12.117-kiln-smoke"));
+}
+
+#[test]
+fn sections_read_back_byte_identical() {
+    let Some((stub, kernel, initrd)) = inputs() else { return };
+    let image = assemble(&stub, &kernel, &initrd);
+    let names: Vec<String> = uki::sections(&image).unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        [
+            ".text", ".rodata", ".data", ".sdmagic", ".sbat", ".reloc", ".osrel", ".cmdline", ".uname",
+            ".linux", ".initrd"
+        ]
+    );
+    for (name, data) in
+        [(".osrel", OSREL), (".cmdline", CMDLINE), (".linux", &kernel[..]), (".initrd", &initrd[..])]
+    {
+        assert!(uki::section(&image, name).unwrap() == Some(data), "{name} differs");
+    }
+    assert_eq!(uki::section(&image, ".uname").unwrap(), Some(&b"6.12.117-kiln-smoke"[..]));
+    // The stub's own sections are carried over unchanged.
+    for name in [".text", ".rodata", ".data", ".sdmagic", ".sbat", ".reloc"] {
+        assert_eq!(uki::section(&image, name).unwrap(), uki::section(&stub, name).unwrap(), "{name}");
+    }
+    assert_eq!(assemble(&stub, &kernel, &initrd), image, "same inputs, same bytes");
+}
+
+#[test]
+fn stub_alone_keeps_its_header_values() {
+    let Some((stub, _, _)) = inputs() else { return };
+    let image = uki::assemble(&stub, &[], 0).unwrap();
+    let optional = |bytes: &[u8], offset: usize| {
+        let at = u32::from_le_bytes(bytes[0x3c..0x40].try_into().unwrap()) as usize + 24;
+        bytes[at + offset..at + offset + 4].to_vec()
+    };
+    for (field, offset) in
+        [("SizeOfCode", 4), ("SizeOfInitializedData", 8), ("SizeOfImage", 56), ("SizeOfHeaders", 60)]
+    {
+        assert_eq!(optional(&image, offset), optional(&stub, offset), "{field}");
+    }
+}
+
+#[test]
+fn objdump_lists_the_sections_in_order() {
+    let Some((stub, kernel, initrd)) = inputs() else { return };
+    if Command::new("objdump").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "objdump (binutils) is required for this test under CI");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uki.efi");
+    let image = assemble(&stub, &kernel, &initrd);
+    std::fs::write(&path, &image).unwrap();
+    let output = Command::new("objdump").arg("-h").arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("file format pei-x86-64"), "{text}");
+    // "  6 .osrel        00000029  000000014dfa4000  000000014dfa4000  0000e800  2**2"
+    let listed: Vec<(String, u64, u64, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let index_ok = fields.first().is_some_and(|f| f.parse::<u32>().is_ok());
+            (index_ok && fields.len() >= 6).then(|| {
+                let hex = |s: &str| u64::from_str_radix(s, 16).unwrap();
+                (fields[1].to_owned(), hex(fields[2]), hex(fields[3]), hex(fields[5]))
+            })
+        })
+        .collect();
+    let image_base = 0x1_4df9_0000u64;
+    let expected: Vec<(String, u64, u64, u64)> = uki::sections(&image)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.name,
+                u64::from(s.virtual_size),
+                image_base + u64::from(s.virtual_address),
+                u64::from(s.raw_offset),
+            )
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    let linux = &listed[9];
+    assert_eq!((linux.0.as_str(), linux.1), (".linux", kernel.len() as u64));
+    assert_eq!(linux.2 % 4096, 0, ".linux is page aligned");
+    assert_eq!(listed[6].2, image_base + 0x14000, "new sections start after the stub's image");
+}
