@@ -13,6 +13,8 @@
 //! - [`oci`]: descriptors, manifests, indexes, configs, `NAME:TAG` references, and
 //!   [`oci::layout`] reading and atomic writing.
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.
+//! - [`talos`]: Talos system extensions: `manifest.yaml`, validation of an extension
+//!   directory, service specs, compatibility ranges and `/extensions.yaml`.
 //!
 //! This crate must not read the clock, the host's user database or the network, and never
 //! prints; progress goes through [`pack::Reporter`].
@@ -24,6 +26,7 @@ mod error;
 pub mod inspect;
 pub mod oci;
 pub mod pack;
+pub mod talos;
 mod tar;
 pub mod walk;
 
