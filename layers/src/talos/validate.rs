@@ -190,8 +190,8 @@ fn check_manifest(
             "manifest.yaml",
             Rule::Manifest,
             format!(
-                "metadata.version {:?} is not in an accepted format (X.Y.Z[-pre], YYYYMMDD[.N], X.Y.Z-vA.B.C[...], \
-                 <commit>-vA.B.C[...] or X.Y, each with an optional leading v where Talos allows it)",
+                "metadata.version {:?} is in none of the forms the official extensions-validator accepts: \
+                 v?X.Y.Z[-pre], YYYYMMDD[.N], X.Y.Z-vA.B.C[-pre], <hex commit>-vA.B.C[-pre], v?X.Y",
                 manifest.version
             ),
         );
