@@ -15,6 +15,8 @@
 //! - [`cpio`]: deterministic newc archives (initramfs) from a tree, and a bounds-checked reader.
 //! - [`uki`]: Unified Kernel Images, systemd-stub plus sections, assembled natively.
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.
+//! - [`talos`]: Talos system extensions: `manifest.yaml`, validation of an extension
+//!   directory, service specs, compatibility ranges and `/extensions.yaml`.
 //!
 //! This crate must not read the clock, the host's user database or the network, and never
 //! prints; progress goes through [`pack::Reporter`].
@@ -27,6 +29,7 @@ mod error;
 pub mod inspect;
 pub mod oci;
 pub mod pack;
+pub mod talos;
 mod tar;
 pub mod uki;
 pub mod walk;
