@@ -13,6 +13,8 @@
 //! - [`oci`]: descriptors, manifests, indexes, configs, `NAME:TAG` references, and
 //!   [`oci::layout`] reading and atomic writing.
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.
+//! - [`squashfs::write`]: a tree → a deterministic squashfs 4.0 image (zstd), as Talos system
+//!   extensions are shipped.
 //!
 //! This crate must not read the clock, the host's user database or the network, and never
 //! prints; progress goes through [`pack::Reporter`].
@@ -24,6 +26,7 @@ mod error;
 pub mod inspect;
 pub mod oci;
 pub mod pack;
+pub mod squashfs;
 mod tar;
 pub mod walk;
 
