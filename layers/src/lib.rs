@@ -17,6 +17,8 @@
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.
 //! - [`talos`]: Talos system extensions: `manifest.yaml`, validation of an extension
 //!   directory, service specs, compatibility ranges and `/extensions.yaml`.
+//! - [`squashfs::write`]: a tree → a deterministic squashfs 4.0 image (zstd), as Talos system
+//!   extensions are shipped.
 //!
 //! This crate must not read the clock, the host's user database or the network, and never
 //! prints; progress goes through [`pack::Reporter`].
@@ -29,6 +31,7 @@ mod error;
 pub mod inspect;
 pub mod oci;
 pub mod pack;
+pub mod squashfs;
 pub mod talos;
 mod tar;
 pub mod uki;
