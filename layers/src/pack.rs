@@ -12,7 +12,7 @@ use kiln_reproducible::Policy;
 use crate::compress::{Compression, Encoder};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::oci::layout::{BlobWriter, LayoutWriter};
+use crate::oci::layout::{BlobWriter, Layout, LayoutWriter};
 use crate::oci::media_type;
 use crate::oci::reference::Reference;
 use crate::oci::spec::{
@@ -92,6 +92,20 @@ pub struct PackOptions {
     pub layer: LayerOptions,
     /// Platform recorded in the config and the index.
     pub platform: Platform,
+    /// An image to start from: its layers come first and its configuration is kept.
+    pub base: Option<Base>,
+    /// The entrypoint, replacing the base's.
+    pub entrypoint: Option<Vec<String>>,
+}
+
+/// A base image in an OCI image layout.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The layout holding it (may be the layout being written).
+    pub layout: PathBuf,
+    /// Its name in the layout's `index.json` (an image manifest, or an index with one for the
+    /// platform being packed).
+    pub reference: String,
 }
 
 /// The result of [`pack`].
@@ -105,29 +119,47 @@ pub struct Packed {
     pub manifest: Descriptor,
     /// Descriptor of the image config.
     pub config: Descriptor,
-    /// The single layer.
+    /// The layer made from the tree (the last one, after the base's).
     pub layer: Layer,
 }
 
-/// Packs `tree` as a single-layer image named `options.reference` into the layout at `out`
-/// (created if needed; an image of the same name is replaced).
+/// Packs `tree` as one layer named `options.reference` into the layout at `out` (created if
+/// needed; an image of the same name is replaced), on top of `options.base`'s layers if given.
+///
+/// From a base, kiln keeps its layers (blobs copied unchanged), its environment, entrypoint,
+/// command and labels, and its history; the config's `created` is the epoch, never the base's
+/// or the current time.
 pub fn pack(tree: &Path, out: &Path, options: &PackOptions, reporter: &dyn Reporter) -> Result<Packed> {
     let mut layout = LayoutWriter::create_or_update(out)?;
+    let (mut layers, mut config) = match &options.base {
+        Some(base) => base_image(base, &layout, &options.platform)?,
+        None => (Vec::new(), None),
+    };
     let layer = write_layer(tree, layout.blob()?, &options.layer, reporter)?;
     let created = options.layer.policy.epoch.to_rfc3339();
+    let (mut diff_ids, mut history, mut exec) = match config.take() {
+        Some(base) => (base.rootfs.diff_ids, base.history, base.config.unwrap_or_default()),
+        None => (Vec::new(), Vec::new(), ExecConfig::default()),
+    };
+    if let Some(entrypoint) = &options.entrypoint {
+        exec.entrypoint = entrypoint.clone();
+    }
+    diff_ids.push(layer.diff_id.clone());
+    history.push(History {
+        created: Some(created.clone()),
+        created_by: Some("kiln pack".into()),
+        comment: None,
+        empty_layer: false,
+    });
+    layers.push(layer.descriptor.clone());
 
     let config = ImageConfig {
         created: Some(created.clone()),
         architecture: options.platform.architecture.clone(),
         os: options.platform.os.clone(),
-        config: Some(ExecConfig::default()),
-        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
-        history: vec![History {
-            created: Some(created.clone()),
-            created_by: Some("kiln pack".into()),
-            comment: None,
-            empty_layer: false,
-        }],
+        config: Some(exec),
+        rootfs: RootFs { kind: "layers".into(), diff_ids },
+        history,
     };
     let config = layout.put_document(media_type::IMAGE_CONFIG, &spec::encode("image config", &config)?)?;
 
@@ -136,7 +168,7 @@ pub fn pack(tree: &Path, out: &Path, options: &PackOptions, reporter: &dyn Repor
         media_type: media_type::IMAGE_MANIFEST.into(),
         artifact_type: None,
         config: config.clone(),
-        layers: vec![layer.descriptor.clone()],
+        layers,
         subject: None,
         annotations: [(annotation::CREATED.to_owned(), created)].into(),
     };
@@ -147,4 +179,52 @@ pub fn pack(tree: &Path, out: &Path, options: &PackOptions, reporter: &dyn Repor
     layout.set(&options.reference, manifest_descriptor);
     let layout = layout.commit()?;
     Ok(Packed { layout, reference: options.reference.clone(), manifest: manifest_only, config, layer })
+}
+
+/// The base's layer descriptors (their blobs now in `layout`) and its config.
+fn base_image(
+    base: &Base,
+    layout: &LayoutWriter,
+    platform: &Platform,
+) -> Result<(Vec<Descriptor>, Option<ImageConfig>)> {
+    let source = Layout::open(&base.layout)?;
+    let mut descriptor = source.find(&base.reference)?.clone();
+    if media_type::is_index(&descriptor.media_type) {
+        let index = source.nested_index(&descriptor)?;
+        descriptor = index
+            .manifests
+            .iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.architecture == platform.architecture && p.os == platform.os)
+            })
+            .cloned()
+            .ok_or_else(|| Error::NotALayout {
+                path: base.layout.clone(),
+                reason: format!(
+                    "{} has no image for {}/{}",
+                    base.reference, platform.os, platform.architecture
+                ),
+            })?;
+    }
+    let manifest = source.manifest(&descriptor)?;
+    let config = source.config(&manifest.config)?;
+    for layer in &manifest.layers {
+        if layout.has_blob(&layer.digest) {
+            continue;
+        }
+        let mut from = source.open_blob(&layer.digest)?;
+        let mut blob = layout.blob()?;
+        let temp = blob.temp_path();
+        std::io::copy(&mut from, &mut blob).map_err(|e| Error::write("copy a base layer to", &temp, e))?;
+        let (digest, size) = blob.commit()?;
+        if digest != layer.digest || size != layer.size {
+            return Err(Error::NotALayout {
+                path: source.blob_path(&layer.digest),
+                reason: format!("the blob's content has digest {digest} ({size} bytes)"),
+            });
+        }
+    }
+    Ok((manifest.layers, Some(config)))
 }

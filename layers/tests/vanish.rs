@@ -34,6 +34,8 @@ fn options() -> PackOptions {
             threads: NonZeroUsize::new(2).unwrap(),
         },
         platform: Platform { architecture: "amd64".into(), os: "linux".into(), variant: None },
+        base: None,
+        entrypoint: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub(crate) fn run(args: PackArgs) -> anyhow::Result<Exit> {
         reference: args.reference,
         layer: LayerOptions { policy, compression: args.compression, threads },
         platform: Platform { architecture: architecture.into(), os: os.into(), variant: None },
+        base: None,
+        entrypoint: None,
     };
     let reporter = progress::PackProgress::new();
     let packed = pack::pack(&args.dir, &args.out, &options, &reporter)

@@ -32,7 +32,7 @@ struct Job {
 type Compressed = (u64, io::Result<Vec<u8>>);
 
 /// A gzip writer that compresses blocks on worker threads and writes them in order to `W`.
-pub(crate) struct GzipEncoder<W: Write + Send + 'static> {
+pub struct GzipEncoder<W: Write + Send + 'static> {
     block: Vec<u8>,
     dictionary: Vec<u8>,
     sequence: u64,
@@ -45,7 +45,7 @@ pub(crate) struct GzipEncoder<W: Write + Send + 'static> {
 
 impl<W: Write + Send + 'static> GzipEncoder<W> {
     /// Writes the gzip header to `inner` and starts `threads` workers at `level` (0–9).
-    pub(crate) fn new(mut inner: W, level: u32, threads: NonZeroUsize) -> io::Result<Self> {
+    pub fn new(mut inner: W, level: u32, threads: NonZeroUsize) -> io::Result<Self> {
         let xfl = match level {
             9 => 2,
             1 => 4,
@@ -110,7 +110,7 @@ impl<W: Write + Send + 'static> GzipEncoder<W> {
     }
 
     /// Compresses the rest, writes the trailer and returns the inner writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
         self.submit(true)?;
         let mut inner = self.join()?;
         let crc = std::mem::take(&mut self.crc).finalize();

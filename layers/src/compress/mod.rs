@@ -88,15 +88,20 @@ impl fmt::Display for Compression {
     }
 }
 
-/// A compressing writer for one of the [`Compression`] choices.
-pub(crate) enum Encoder<W: Write + Send + 'static> {
+/// A compressing writer for one of the [`Compression`] choices; its output does not depend on
+/// the thread count or on how the input is split into writes.
+pub enum Encoder<W: Write + Send + 'static> {
+    /// Uncompressed.
     None(W),
+    /// gzip in fixed blocks.
     Gzip(gzip::GzipEncoder<W>),
+    /// zstd in its multi-worker mode.
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: Write + Send + 'static> Encoder<W> {
-    pub(crate) fn new(inner: W, compression: Compression, threads: NonZeroUsize) -> io::Result<Self> {
+    /// A writer compressing into `inner`.
+    pub fn new(inner: W, compression: Compression, threads: NonZeroUsize) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Encoder::None(inner),
             Compression::Gzip { level } => Encoder::Gzip(gzip::GzipEncoder::new(inner, level, threads)?),
@@ -110,7 +115,8 @@ impl<W: Write + Send + 'static> Encoder<W> {
         })
     }
 
-    pub(crate) fn finish(self) -> io::Result<W> {
+    /// Ends the stream and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
         match self {
             Encoder::None(inner) => Ok(inner),
             Encoder::Gzip(encoder) => encoder.finish(),
