@@ -144,7 +144,8 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         steps.push(result);
     }
     let mut images = Vec::new();
-    for (name, image) in &recipe.images {
+    for name in image_order(recipe) {
+        let image = &recipe.images[name];
         let tree = match (&image.from, &image.dir) {
             (Some(step), _) => match &image.path {
                 Some(path) => outputs[step].0.join(path),
@@ -163,14 +164,26 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
             .compression
             .parse()
             .map_err(|e: kiln_layers::compress::CompressionError| invalid(e.to_string()))?;
+        let base = match &image.base {
+            Some(base) if recipe.images.contains_key(base) => {
+                Some(pack::Base { layout: options.out.clone(), reference: base.clone() })
+            }
+            Some(base) => {
+                Some(pack::Base { layout: run.source(base)?.path, reference: source::IMAGE_NAME.into() })
+            }
+            None => None,
+        };
         let pack_options = PackOptions {
             reference,
             layer: LayerOptions { policy: Policy::with_epoch(epoch), compression, threads: options.threads },
             platform: Platform { architecture: "amd64".into(), os: "linux".into(), variant: None },
+            base,
+            entrypoint: image.entrypoint.clone(),
         };
         let packed = pack::pack(&tree, &options.out, &pack_options, &pack::Silent)?;
         images.push(BuiltImage { name: name.clone(), digest: packed.manifest.digest });
     }
+    images.sort_by(|a, b| a.name.cmp(&b.name));
     // A lock records the recipe as it is: not from a build with local replacements.
     let lock_written = if lock.is_none() && options.fetch.overrides.is_empty() {
         for (name, source) in &recipe.sources {
@@ -184,6 +197,28 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         false
     };
     Ok(Built { layout: options.out.clone(), steps, images, lock_written })
+}
+
+/// Images in an order where each comes after its base (by name among equals).
+fn image_order(recipe: &Recipe) -> Vec<&String> {
+    let mut order: Vec<&String> = Vec::new();
+    while order.len() < recipe.images.len() {
+        let before = order.len();
+        for (name, image) in &recipe.images {
+            let ready = match &image.base {
+                Some(base) if recipe.images.contains_key(base) => order.contains(&base),
+                _ => true,
+            };
+            if ready && !order.contains(&name) {
+                order.push(name);
+            }
+        }
+        if order.len() == before {
+            // A cycle, which reading the recipe refuses; keep the rest in name order.
+            order.extend(recipe.images.keys().filter(|name| !order.contains(name)).collect::<Vec<_>>());
+        }
+    }
+    order
 }
 
 struct Run<'a> {
@@ -241,6 +276,15 @@ impl Run<'_> {
         let definition = match kind {
             Kind::Kernel(kernel) => crate::kernel::definition(recipe, kernel)?,
             Kind::Module(module) => serde_json::json!({ "module": module }),
+            Kind::Extension(extension) => serde_json::json!({
+                "extension": extension,
+                "talos": recipe.talos.as_ref().map(|talos| &talos.version),
+                "signing": recipe.kernel.as_ref().map(|kernel| crate::signing::KeySource::of(recipe, kernel)
+                    .map(|key| key.identity()).transpose()).transpose()?.flatten(),
+            }),
+            Kind::Talos(talos) => {
+                serde_json::json!({ "talos": talos, "kernel-cmdline": recipe.kernel.as_ref().map(|k| &k.cmdline), "recipe": recipe.meta.name })
+            }
             Kind::Script(step) => serde_json::json!({ "script": step.script }),
         };
         // Where each input is in the sandbox: the kernel's source at a fixed path, since its
@@ -250,7 +294,7 @@ impl Run<'_> {
             Kind::Module(module) if input == module.source => crate::module::MODULE_SOURCE.to_owned(),
             Kind::Module(_) if input == crate::recipe::KERNEL => crate::module::KERNEL_OUTPUT.to_owned(),
             Kind::Module(_) => crate::kernel::SOURCE.to_owned(),
-            Kind::Script(_) => format!("/inputs/{input}"),
+            Kind::Extension(_) | Kind::Talos(_) | Kind::Script(_) => format!("/inputs/{input}"),
         };
         let mut spec = Spec::new(PathBuf::new(), PathBuf::new(), self.epoch);
         if let Kind::Script(step) = kind {
@@ -317,6 +361,7 @@ impl Run<'_> {
             log: &log,
             cache,
             reporter: self.reporter,
+            threads: self.options.threads,
         };
         let ran = match kind {
             Kind::Kernel(kernel) => crate::kernel::build(recipe, kernel, &context),
@@ -324,6 +369,8 @@ impl Run<'_> {
                 Some(kernel) => crate::module::build(recipe, kernel, &context),
                 None => Err(Error::Sandbox { reason: format!("module {name:?} needs the recipe's kernel") }),
             },
+            Kind::Extension(extension) => crate::extension::build(recipe, name, extension, &context),
+            Kind::Talos(talos) => crate::talos::build(recipe, talos, &context),
             Kind::Script(step) => context.run(&step.script),
         };
         if let Err(Error::StepFailed { exit, tail, .. }) = ran {
@@ -363,6 +410,8 @@ pub(crate) struct StepContext<'a> {
     pub(crate) log: &'a Path,
     pub(crate) cache: &'a Cache,
     pub(crate) reporter: &'a dyn Reporter,
+    /// Threads for work kiln does itself (compression).
+    pub(crate) threads: NonZeroUsize,
 }
 
 impl StepContext<'_> {
@@ -377,6 +426,29 @@ impl StepContext<'_> {
             on_line(line);
             self.reporter.step_output(self.name, line);
         })
+    }
+
+    /// Where an input (`NAME` or `NAME/PATH`) of a step kiln runs itself is on the host.
+    pub(crate) fn input_path(&self, reference: &str) -> Result<PathBuf> {
+        let (name, path) = crate::recipe::split_reference(reference);
+        let mount = format!("/inputs/{name}");
+        let input = self.spec.inputs.iter().find(|input| input.path == mount).ok_or_else(|| {
+            Error::Sandbox { reason: format!("step {:?} has no input {name:?}", self.name) }
+        })?;
+        let host = match path {
+            Some(path) => input.host.join(path),
+            None => input.host.clone(),
+        };
+        if !host.exists() {
+            return Err(Error::Read {
+                path: host,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{reference} names nothing"),
+                ),
+            });
+        }
+        Ok(host)
     }
 
     /// Appends lines to the step's log and reports them.
@@ -402,6 +474,8 @@ impl StepContext<'_> {
 enum Kind<'r> {
     Kernel(&'r crate::recipe::Kernel),
     Module(&'r crate::recipe::Module),
+    Extension(&'r crate::recipe::Extension),
+    Talos(&'r crate::recipe::Talos),
     Script(&'r crate::recipe::Step),
 }
 
@@ -412,6 +486,12 @@ impl<'r> Kind<'r> {
         }
         if let Some(module) = recipe.modules.get(name) {
             return Ok(Kind::Module(module));
+        }
+        if let Some(extension) = recipe.extensions.get(name) {
+            return Ok(Kind::Extension(extension));
+        }
+        if let Some(talos) = recipe.talos.as_ref().filter(|_| recipe.is_talos(name)) {
+            return Ok(Kind::Talos(talos));
         }
         match recipe.steps.get(name) {
             Some(step) => Ok(Kind::Script(step)),

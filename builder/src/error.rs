@@ -125,6 +125,51 @@ pub enum Error {
         /// The mismatches.
         reason: String,
     },
+    /// A Talos system extension breaks Talos's rules or does not fit the kernel.
+    #[error("extension {name:?}: {reason}")]
+    Extension {
+        /// The extension's step.
+        name: String,
+        /// Every problem found.
+        reason: String,
+    },
+    /// The Talos boot assets cannot be assembled.
+    #[error("talos: {reason}")]
+    Talos {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two inputs merged into one tree disagree about a path.
+    #[error("{} is in both {first} and {second}, with different content", path.display())]
+    MergeConflict {
+        /// The path inside the merged tree.
+        path: PathBuf,
+        /// The input that placed it first.
+        first: String,
+        /// The input that disagrees.
+        second: String,
+    },
+    /// What `kiln boot` was given cannot be booted.
+    #[error("cannot boot: {reason}")]
+    Boot {
+        /// Why.
+        reason: String,
+    },
+    /// The machine-config patch cannot be written as asked.
+    #[error("machine config: {reason}")]
+    MachineConfig {
+        /// Why.
+        reason: String,
+    },
+    /// QEMU could not be started.
+    #[error("cannot start {program}: {source}")]
+    Qemu {
+        /// The program.
+        program: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading or indexing kernel modules failed.
     #[error(transparent)]
     Modules(#[from] kiln_modules::Error),
@@ -218,6 +263,11 @@ impl Error {
                 | Error::KernelConfig { .. }
                 | Error::Signing { .. }
                 | Error::ModuleMismatch { .. }
+                | Error::Extension { .. }
+                | Error::Talos { .. }
+                | Error::MergeConflict { .. }
+                | Error::Boot { .. }
+                | Error::MachineConfig { .. }
         )
     }
 }

@@ -14,6 +14,11 @@
 //! - [`source`]: fetching into the cache, checked against pins.
 //! - [`extract`]: safe extraction of tar archives (gzip, xz, zstd, bzip2) and `.deb` packages
 //!   ([`deb`]).
+//! - [`extension`]: Talos system extensions assembled from steps' trees, validated and checked
+//!   against the kernel; [`talos`]: the boot assets (initramfs with the extension layers, UKI,
+//!   installer tree).
+//! - [`machine_config`]: the Talos machine-config patch for the built installer; [`boot`]: a
+//!   built image under QEMU (UEFI for a UKI), its console streamed.
 //! - [`sandbox`]: the hermetic sandbox ([`sandbox::Spec`], [`sandbox::Isolation`],
 //!   [`sandbox::Namespaces`]) and [`sandbox::run_logged`], which streams a step's output to its
 //!   log and a callback.
@@ -22,18 +27,22 @@
 //! ownership (that is `reproducible`), print (it reports progress through a trait), or reach the
 //! network outside source fetching and the registry client.
 
+pub mod boot;
 pub mod build;
 pub mod cache;
 pub mod deb;
 mod error;
+pub mod extension;
 pub mod extract;
 pub mod kernel;
 pub mod lock;
+pub mod machine_config;
 pub mod module;
 pub mod recipe;
 pub mod sandbox;
 mod signing;
 pub mod source;
+pub mod talos;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -35,9 +35,31 @@
 //! [modules.hello]                     # an out-of-tree module, built against the kernel
 //! source = "hello-src"                # a source holding its Kbuild and C files
 //!
+//! [extensions.hello]                  # a Talos system extension, assembled as the step "hello"
+//! version = "1.0.0"                   # manifest.yaml's metadata; name defaults to the key
+//! author = "Example"
+//! description = "Says hello"
+//! talos-version = ">= v1.10.0"        # compatibility.talos.version
+//! rootfs = ["compile", "hello"]       # sources and steps merged into rootfs/, in order
+//!
+//! [talos]                             # Talos boot assets, assembled as the step "talos"
+//! version = "v1.10.3"                 # extensions are checked against it; .osrel names it
+//! initramfs = "base/initramfs.xz"     # the base initramfs: a source or step, or a file in one
+//! stub = "systemd-stub"               # systemd-stub (linuxx64.efi.stub): a file source
+//! systemd-boot = "systemd-boot"       # systemd-bootx64.efi: a file source
+//! extensions = ["hello"]              # in layer order
+//! platform = "metal"                  # optional: Talos's own kernel arguments first
+//! cmdline = "console=ttyS0"           # extra kernel arguments; default [kernel] cmdline
+//!
 //! [images."greeting:v1"]              # NAME:TAG in the output layout
 //! from = "compile"                    # a step's /out, or dir = "extension" in the recipe
 //! compression = "gzip"
+//!
+//! [images."installer:v1"]
+//! from = "talos"
+//! path = "installer"                  # the step's installer tree (usr/install/amd64/…)
+//! base = "installer-base"             # layers and config of a base image: an image source,
+//!                                     # or another image of this recipe
 //! ```
 //!
 //! Names are checked (known inputs, no cycles) when the recipe is read; errors name the file
@@ -68,6 +90,12 @@ pub struct Recipe {
     pub kernel: Option<Kernel>,
     /// Out-of-tree kernel modules, each built as the step of its name.
     pub modules: BTreeMap<String, Module>,
+    /// Talos system extensions, each assembled as the step of its name.
+    pub extensions: BTreeMap<String, Extension>,
+    /// Talos boot assets, assembled as the step named [`TALOS`].
+    pub talos: Option<Talos>,
+    /// `[machine-config]`: what `kiln machine-config` puts in the patch besides the image.
+    pub machine_config: MachineConfig,
     /// Images by `NAME:TAG`.
     pub images: BTreeMap<String, Image>,
 }
@@ -168,6 +196,66 @@ pub struct Module {
     pub source: String,
 }
 
+/// `[extensions.NAME]`: a Talos system extension (`manifest.yaml` and `rootfs/`), assembled by
+/// kiln from other steps' trees and checked against Talos's rules and the recipe's kernel.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Extension {
+    /// `metadata.name`; the section's key when not given.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `metadata.version`.
+    pub version: String,
+    /// `metadata.author`.
+    pub author: String,
+    /// `metadata.description`.
+    pub description: String,
+    /// `metadata.compatibility.talos.version`, a constraint such as `>= v1.10.0`.
+    #[serde(default)]
+    pub talos_version: Option<String>,
+    /// Sources and steps (`NAME` or `NAME/PATH`) whose trees are merged into `rootfs/`, in order.
+    pub rootfs: Vec<String>,
+}
+
+/// The name of the Talos assembly's step.
+pub const TALOS: &str = "talos";
+
+/// `[talos]`: the boot assets of a Talos node — the initramfs with the extensions appended, the
+/// UKI and the installer tree — assembled by kiln as the step [`TALOS`].
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Talos {
+    /// The Talos release (`v1.10.3`): extensions' constraints are checked against it.
+    pub version: String,
+    /// The base initramfs (`NAME` or `NAME/PATH` of a source or step), appended to unchanged.
+    pub initramfs: String,
+    /// systemd-stub, the UKI's EFI program.
+    pub stub: String,
+    /// systemd-boot, installed beside the UKI.
+    pub systemd_boot: String,
+    /// Extensions, in layer order (later ones on top).
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// A Talos platform (`metal`): its kernel arguments and Talos's defaults come first.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Kernel arguments, in this order; `[kernel] cmdline` when not given.
+    #[serde(default)]
+    pub cmdline: Option<String>,
+}
+
+/// `[machine-config]`: settings of the Talos machine-config patch `kiln machine-config` writes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MachineConfig {
+    /// Kernel modules Talos loads at boot (`machine.kernel.modules`).
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// `machine.sysctls`, by key (`vm.max_map_count`).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+}
+
 /// An image of the output layout.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -184,6 +272,13 @@ pub struct Image {
     /// Layer compression: `gzip`, `zstd` or `none`, optionally `:LEVEL`.
     #[serde(default = "default_compression")]
     pub compression: String,
+    /// A base image whose layers and configuration come first: an `image` source, or another
+    /// image of this recipe.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// The image's entrypoint (replacing the base's).
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
 }
 
 fn default_compression() -> String {
@@ -204,6 +299,12 @@ struct File {
     kernel: Option<Kernel>,
     #[serde(default)]
     modules: BTreeMap<String, Module>,
+    #[serde(default)]
+    extensions: BTreeMap<String, Extension>,
+    #[serde(default)]
+    talos: Option<Talos>,
+    #[serde(default, rename = "machine-config")]
+    machine_config: MachineConfig,
 }
 
 impl Recipe {
@@ -230,6 +331,9 @@ impl Recipe {
             images: file.images,
             kernel: file.kernel,
             modules: file.modules,
+            extensions: file.extensions,
+            talos: file.talos,
+            machine_config: file.machine_config,
         };
         recipe.check(path)?;
         Ok(recipe)
@@ -350,6 +454,64 @@ impl Recipe {
                 return Err(invalid(format!("module {name:?}: no source {:?}", module.source)));
             }
         }
+        let taken = |name: &str| {
+            self.steps.contains_key(name)
+                || self.sources.contains_key(name)
+                || self.modules.contains_key(name)
+                || name == KERNEL
+                || name == TALOS
+        };
+        for (name, extension) in &self.extensions {
+            check_name(name).map_err(|r| invalid(format!("extension {name:?}: {r}")))?;
+            if taken(name) {
+                return Err(invalid(format!("extension {name:?}: the name is taken by a source or step")));
+            }
+            if extension.rootfs.is_empty() {
+                return Err(invalid(format!("extension {name:?}: rootfs lists no source or step")));
+            }
+            for input in &extension.rootfs {
+                self.check_reference(input).map_err(|r| invalid(format!("extension {name:?}: {r}")))?;
+            }
+        }
+        if let Some(talos) = &self.talos {
+            if self.steps.contains_key(TALOS)
+                || self.sources.contains_key(TALOS)
+                || self.modules.contains_key(TALOS)
+                || self.extensions.contains_key(TALOS)
+            {
+                return Err(invalid(format!(
+                    "{TALOS:?} is the Talos assembly's step; name the source or step otherwise"
+                )));
+            }
+            if self.kernel.is_none() {
+                return Err(invalid("talos: the assembly needs the recipe's [kernel]".into()));
+            }
+            for (what, input) in [
+                ("initramfs", &talos.initramfs),
+                ("stub", &talos.stub),
+                ("systemd-boot", &talos.systemd_boot),
+            ] {
+                self.check_reference(input).map_err(|r| invalid(format!("talos: {what}: {r}")))?;
+            }
+            for extension in &talos.extensions {
+                if !self.extensions.contains_key(extension) {
+                    return Err(invalid(format!("talos: no [extensions.{extension}]")));
+                }
+            }
+            if talos.cmdline.is_none() && self.kernel.as_ref().is_some_and(|k| k.cmdline.is_none()) {
+                return Err(invalid("talos: no kernel arguments: set cmdline here or in [kernel]".into()));
+            }
+        }
+        for key in self.machine_config.sysctls.keys() {
+            let plain = !key.is_empty()
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+            if !plain {
+                return Err(invalid(format!("machine-config: sysctl {key:?} is not a sysctl name")));
+            }
+        }
+        for module in &self.machine_config.modules {
+            check_name(module).map_err(|r| invalid(format!("machine-config: module {module:?}: {r}")))?;
+        }
         for (name, step) in &self.steps {
             check_name(name).map_err(|r| invalid(format!("step {name:?}: {r}")))?;
             for input in &step.inputs {
@@ -368,6 +530,25 @@ impl Recipe {
                 .compression
                 .parse::<kiln_layers::compress::Compression>()
                 .map_err(|e| invalid(format!("image {name:?}: {e}")))?;
+            if let Some(base) = &image.base {
+                let source = self.sources.get(base).filter(|s| s.image.is_some() && !s.unpack);
+                if source.is_none() && !self.images.contains_key(base) {
+                    return Err(invalid(format!(
+                        "image {name:?}: base {base:?} is neither an image source (image = …, not unpacked) \
+                         nor an image of this recipe"
+                    )));
+                }
+                let mut chain = vec![name.as_str()];
+                let mut next = Some(base.as_str());
+                while let Some(current) = next {
+                    if chain.contains(&current) {
+                        chain.push(current);
+                        return Err(invalid(format!("images are each other's base: {}", chain.join(" → "))));
+                    }
+                    chain.push(current);
+                    next = self.images.get(current).and_then(|image| image.base.as_deref());
+                }
+            }
             match (&image.from, &image.dir) {
                 (Some(step), None) if self.is_step(step) => {}
                 (Some(step), None) => return Err(invalid(format!("image {name:?}: no step {step:?}"))),
@@ -387,9 +568,31 @@ impl Recipe {
         self.kernel.is_some() && name == KERNEL
     }
 
-    /// Whether `name` is a step: the kernel's, a module's or a script's.
+    /// Whether `name` is the Talos assembly's step.
+    pub fn is_talos(&self, name: &str) -> bool {
+        self.talos.is_some() && name == TALOS
+    }
+
+    /// Whether `name` is a step: the kernel's, a module's, an extension's, the Talos assembly's
+    /// or a script's.
     pub fn is_step(&self, name: &str) -> bool {
-        self.is_kernel(name) || self.modules.contains_key(name) || self.steps.contains_key(name)
+        self.is_kernel(name)
+            || self.is_talos(name)
+            || self.modules.contains_key(name)
+            || self.extensions.contains_key(name)
+            || self.steps.contains_key(name)
+    }
+
+    /// Checks a `NAME` or `NAME/PATH` reference to a source or step.
+    fn check_reference(&self, reference: &str) -> std::result::Result<(), String> {
+        let (name, path) = split_reference(reference);
+        if !self.sources.contains_key(name) && !self.is_step(name) {
+            return Err(format!("{name:?} is neither a source nor a step"));
+        }
+        if path.is_some_and(|p| p.is_empty() || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")) {
+            return Err(format!("{reference:?}: the path after the name must be relative and plain"));
+        }
+        Ok(())
     }
 
     /// The inputs of a step: the sources and steps it reads.
@@ -398,6 +601,19 @@ impl Recipe {
             self.kernel.iter().map(|kernel| kernel.source.clone()).collect()
         } else if let (Some(module), Some(kernel)) = (self.modules.get(name), &self.kernel) {
             vec![kernel.source.clone(), KERNEL.to_owned(), module.source.clone()]
+        } else if let Some(extension) = self.extensions.get(name) {
+            let mut inputs: Vec<String> =
+                extension.rootfs.iter().map(|r| split_reference(r).0.to_owned()).collect();
+            // Modules are checked against the kernel.
+            inputs.extend(self.kernel.iter().map(|_| KERNEL.to_owned()));
+            dedup_in_order(inputs)
+        } else if let (true, Some(talos)) = (self.is_talos(name), &self.talos) {
+            let mut inputs = vec![KERNEL.to_owned()];
+            for reference in [&talos.initramfs, &talos.stub, &talos.systemd_boot] {
+                inputs.push(split_reference(reference).0.to_owned());
+            }
+            inputs.extend(talos.extensions.iter().cloned());
+            dedup_in_order(inputs)
         } else {
             self.steps.get(name).map(|step| step.inputs.clone()).unwrap_or_default()
         }
@@ -412,8 +628,14 @@ impl Recipe {
             done.insert(KERNEL);
             order.push(KERNEL.to_owned());
         }
-        let names: BTreeSet<&str> =
-            self.modules.keys().chain(self.steps.keys()).map(String::as_str).collect();
+        let names: BTreeSet<&str> = self
+            .modules
+            .keys()
+            .chain(self.steps.keys())
+            .chain(self.extensions.keys())
+            .map(String::as_str)
+            .chain(self.talos.iter().map(|_| TALOS))
+            .collect();
         let total = order.len() + names.len();
         while order.len() < total {
             let ready = names.iter().find(|name| {
@@ -437,6 +659,19 @@ impl Recipe {
     pub fn source_path(&self, source: &Source) -> Option<PathBuf> {
         source.path.as_ref().map(|p| self.dir.join(p))
     }
+}
+
+/// Splits `NAME/PATH` into the source or step's name and the path inside it.
+pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    match reference.split_once('/') {
+        Some((name, path)) => (name, Some(path)),
+        None => (reference, None),
+    }
+}
+
+fn dedup_in_order(names: Vec<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    names.into_iter().filter(|name| seen.insert(name.clone())).collect()
 }
 
 fn check_name(name: &str) -> std::result::Result<(), &'static str> {

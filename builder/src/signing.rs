@@ -105,6 +105,11 @@ impl Key {
         fs::write(&path, &self.certificate_pem).map_err(|source| Error::Write { path, source })
     }
 
+    /// A verifier for signatures made with this key.
+    pub(crate) fn verifier(&self) -> signing::Verifier {
+        signing::Verifier::new(self.key.certificate().clone())
+    }
+
     /// Signs every `.ko` under `dir` with the digest `CONFIG_MODULE_SIG_HASH` names in `config`
     /// (a final `.config`); returns how many.
     pub(crate) fn sign_tree(&self, dir: &Path, config: &str) -> Result<usize> {

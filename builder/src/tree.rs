@@ -60,6 +60,85 @@ pub fn copy_as_committed(from: &Path, to: &Path) -> Result<()> {
     fs::set_permissions(to, fs::Permissions::from_mode(0o755)).map_err(|e| write_error(to, e))
 }
 
+/// Copies the tree at `from` into the directory `to`, keeping permission bits and links, and
+/// merging with what is there: directories merge, an identical file or link is left alone, and
+/// anything else at an existing path is a [`Error::MergeConflict`] between `first(path)` (who
+/// placed it) and `name`. Returns the paths (relative to `to`) this call created.
+pub fn merge_into(
+    from: &Path,
+    to: &Path,
+    name: &str,
+    first: &dyn Fn(&Path) -> String,
+) -> Result<Vec<std::path::PathBuf>> {
+    let mut created = Vec::new();
+    merge_dir(from, to, Path::new(""), name, first, &mut created)?;
+    Ok(created)
+}
+
+fn merge_dir(
+    from: &Path,
+    to: &Path,
+    relative: &Path,
+    name: &str,
+    first: &dyn Fn(&Path) -> String,
+    created: &mut Vec<std::path::PathBuf>,
+) -> Result<()> {
+    let write_error = |path: &Path, source| Error::Write { path: path.to_owned(), source };
+    let mut entries: Vec<_> = fs::read_dir(from)
+        .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| Error::Read { path: from.to_owned(), source })?;
+    entries.sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+    for entry in entries {
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let inner = relative.join(entry.file_name());
+        let meta =
+            fs::symlink_metadata(&source).map_err(|e| Error::Read { path: source.clone(), source: e })?;
+        let existing = fs::symlink_metadata(&target).ok();
+        let conflict =
+            || Error::MergeConflict { path: inner.clone(), first: first(&inner), second: name.to_owned() };
+        if meta.is_dir() {
+            match existing {
+                Some(existing) if existing.is_dir() => {}
+                Some(_) => return Err(conflict()),
+                None => {
+                    fs::create_dir(&target).map_err(|e| write_error(&target, e))?;
+                    fs::set_permissions(&target, meta.permissions()).map_err(|e| write_error(&target, e))?;
+                    created.push(inner.clone());
+                }
+            }
+            merge_dir(&source, &target, &inner, name, first, created)?;
+            continue;
+        }
+        if let Some(existing) = existing {
+            let same = if meta.file_type().is_symlink() {
+                existing.file_type().is_symlink()
+                    && fs::read_link(&source).ok() == fs::read_link(&target).ok()
+            } else {
+                existing.is_file()
+                    && existing.permissions().mode() == meta.permissions().mode()
+                    && file_sha256(&source)? == file_sha256(&target)?
+            };
+            if same {
+                continue;
+            }
+            return Err(conflict());
+        }
+        if meta.file_type().is_symlink() {
+            let link = fs::read_link(&source).map_err(|e| Error::Read { path: source.clone(), source: e })?;
+            std::os::unix::fs::symlink(link, &target).map_err(|e| write_error(&target, e))?;
+        } else if !meta.is_file() {
+            let reason =
+                "a socket, FIFO or device node: a merged tree holds only files, directories and links";
+            return Err(Error::Read { path: source, source: std::io::Error::other(reason) });
+        } else {
+            fs::copy(&source, &target).map_err(|e| write_error(&target, e))?;
+            fs::set_permissions(&target, meta.permissions()).map_err(|e| write_error(&target, e))?;
+        }
+        created.push(inner);
+    }
+    Ok(())
+}
+
 /// Which permission bits a digest covers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Modes {
