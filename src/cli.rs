@@ -57,6 +57,22 @@ pub(crate) enum Command {
     /// sign and verify modules, make signing keys.
     #[command(subcommand)]
     Modules(ModulesCommand),
+    /// Boot a built image under QEMU and stream its serial console (a smoke check).
+    ///
+    /// An installer image (holding usr/install/amd64/vmlinuz.efi) boots like an installed Talos
+    /// node: OVMF, systemd-boot, the UKI with its own kernel arguments. A kernel image (holding
+    /// boot/vmlinuz) boots directly with --initrd and --cmdline. The machine: q35, TCG (or --kvm),
+    /// --cpus over --numa-nodes nodes sharing --memory, optionally an SR-IOV capable igb
+    /// adapter; no network. Exits 0 when the guest powers off (or --until is seen), 1 when the
+    /// timeout passes first.
+    Boot(BootArgs),
+    /// Print the Talos machine-config patch for a built installer image (YAML).
+    ///
+    /// `machine.install.image` is pinned by digest where `kiln push` puts the image
+    /// (REGISTRY/PREFIX/NAME:TAG@sha256:…); `[machine-config]` of the recipe adds kernel modules
+    /// and sysctls. Talos 1.10 ignores machine.install.extensions and, under systemd-boot,
+    /// machine.install.extraKernelArgs: extensions and kernel arguments are in the image.
+    MachineConfig(MachineConfigArgs),
     /// Run a shell script in the build sandbox, exactly as recipe steps run (to debug a step).
     ///
     /// The script runs with `/bin/sh -ec` in /build, with the host's toolchain (/usr) read-only,
@@ -83,6 +99,65 @@ pub(crate) struct BuildArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BootArgs {
+    /// OCI image layout a build wrote.
+    #[arg(default_value = "out")]
+    pub(crate) out: PathBuf,
+    /// The image to boot, NAME:TAG (default: the layout's installer image).
+    #[arg(long, value_name = "NAME:TAG")]
+    pub(crate) image: Option<String>,
+    /// For a kernel image: the initramfs, a file or an image of the layout holding one file.
+    #[arg(long, value_name = "FILE|NAME:TAG")]
+    pub(crate) initrd: Option<String>,
+    /// For a kernel image: the kernel command line.
+    #[arg(long, default_value = "console=ttyS0 panic=-1")]
+    pub(crate) cmdline: String,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub(crate) memory: u32,
+    /// CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) cpus: u32,
+    /// NUMA nodes the CPUs and memory are split across.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) numa_nodes: u32,
+    /// Add an igb network adapter with SR-IOV (virtual functions enabled from the guest).
+    #[arg(long)]
+    pub(crate) igb: bool,
+    /// Run the guest with KVM instead of emulating it (TCG).
+    #[arg(long)]
+    pub(crate) kvm: bool,
+    /// Stop the machine, successfully, once a console line contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) until: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) timeout: u64,
+    /// The QEMU program.
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    pub(crate) qemu: PathBuf,
+    /// OVMF code and variables images (default: Debian's, from the ovmf package).
+    #[arg(long, num_args = 2, value_names = ["CODE", "VARS"])]
+    pub(crate) firmware: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MachineConfigArgs {
+    /// Recipe directory (holding kiln.toml).
+    #[arg(default_value = ".")]
+    pub(crate) recipe: PathBuf,
+    /// OCI image layout the recipe was built into.
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Where the images are pushed: REGISTRY/PREFIX, as given to `kiln push`.
+    #[arg(long, value_name = "REGISTRY/PREFIX")]
+    pub(crate) registry: String,
+    /// The installer image, NAME:TAG (default: the recipe's only image based on the Talos step).
+    #[arg(long, value_name = "NAME:TAG")]
+    pub(crate) image: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,9 +1,11 @@
 //! One module per subcommand; each turns arguments into one library call and renders it.
 
+mod boot;
 mod build;
 mod diff;
 mod inspect;
 mod kconfig;
+mod machine_config;
 mod modules;
 mod pack;
 mod pull;
@@ -25,6 +27,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Kconfig(command) => kconfig::run(command),
         Command::Modules(command) => modules::run(command),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Boot(args) => boot::run(args),
+        Command::MachineConfig(args) => machine_config::run(args),
     }
 }
 
