@@ -21,4 +21,5 @@ mod registry;
 mod reproducibility;
 mod sandbox;
 mod support;
+mod talos;
 mod token_server;

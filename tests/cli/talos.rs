@@ -1,0 +1,307 @@
+//! Talos assembly on the smoke recipe: extension images checked against Talos's rules and the
+//! kernel, the initramfs with the extension layers appended, the UKI, the installer image — and
+//! the whole chain booted under QEMU + OVMF, the guest reporting what it sees from the layers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support;
+
+fn can_build() -> bool {
+    support::require_file("/usr/src/linux-source-6.12.tar.xz")
+        && support::require_file("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+        && support::require_tool("musl-gcc")
+        && support::require_tool("unsquashfs")
+        && support::require_tool("cpio")
+        && support::require_tool("objdump")
+        && support::require_tool("skopeo")
+}
+
+/// Builds the smoke recipe into `out` (the kernel from the shared cache) and returns the
+/// output directory of each step by name.
+fn build_smoke(out: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", support::shared_cache())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(out)
+            .arg("--json"),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let built: Value = serde_json::from_slice(&output.stdout).unwrap();
+    built["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            let key = step["key"].as_str().unwrap();
+            (
+                step["step"].as_str().unwrap().to_owned(),
+                support::shared_cache().join("steps").join(key).join("out"),
+            )
+        })
+        .collect()
+}
+
+const CMDLINE: &str =
+    "console=ttyS0 panic=-1 hugepagesz=1G hugepages=0 hugepagesz=2M hugepages=64 kiln.smoke=talos";
+
+#[test]
+fn the_smoke_recipe_assembles_talos_boot_assets() {
+    if !can_build() {
+        return;
+    }
+    let work = support::tempdir();
+    let out = work.path().join("out");
+    let steps = build_smoke(&out);
+    let talos = &steps["talos"];
+    let release = fs::read_to_string(steps["kernel"].join("kernelrelease")).unwrap().trim().to_owned();
+
+    // Extensions: manifest.yaml + rootfs/, modules under the kernel's release.
+    let optimizer = &steps["validator"];
+    let manifest = fs::read_to_string(optimizer.join("manifest.yaml")).unwrap();
+    assert!(manifest.starts_with("version: v1alpha1\n"), "{manifest}");
+    assert!(manifest.contains("name: solana-optimizer"), "{manifest}");
+    let mut top: Vec<String> =
+        fs::read_dir(optimizer).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    top.sort();
+    assert_eq!(top, ["manifest.yaml", "rootfs"]);
+    let module = optimizer.join("rootfs/usr/lib/modules").join(&release).join("extras/solana-optimizer.ko");
+    assert!(module.is_file(), "{}", module.display());
+    assert!(optimizer.join("rootfs/usr/lib/ld-linux-x86-64.so.2").is_file());
+
+    // The initramfs: the base bytes unchanged, then one zstd archive of the layers.
+    let base = fs::read(steps["base-initramfs"].join("initramfs.zst")).unwrap();
+    let initramfs = fs::read(talos.join("initramfs.xz")).unwrap();
+    assert!(initramfs.len() > base.len() && initramfs[..base.len()] == base[..], "base bytes changed");
+    let appended = work.path().join("appended.cpio.zst");
+    fs::write(&appended, &initramfs[base.len()..]).unwrap();
+    let cpio = support::ok_bytes(Command::new("zstd").args(["-d", "-c"]).arg(&appended));
+    let unpacked = work.path().join("appended");
+    fs::create_dir(&unpacked).unwrap();
+    let mut extract = Command::new("cpio");
+    extract.args(["-i", "--quiet", "--no-absolute-filenames"]).current_dir(&unpacked);
+    let mut child = extract.stdin(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &cpio).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let mut names: Vec<String> =
+        fs::read_dir(&unpacked).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["0.sqsh", "1.sqsh", "2.sqsh", "extensions.yaml", "modules.dep.sqsh"]);
+    let listing = |name: &str| support::ok(Command::new("unsquashfs").arg("-lln").arg(unpacked.join(name)));
+    let kernel_layer = listing("0.sqsh");
+    assert!(
+        kernel_layer
+            .contains(&format!("/usr/lib/modules/{release}/kernel/drivers/net/ethernet/intel/igb/igb.ko")),
+        "{kernel_layer}"
+    );
+    assert!(!kernel_layer.contains("modules.dep"), "the kernel layer holds no index:\n{kernel_layer}");
+    for line in kernel_layer.lines().filter(|l| l.starts_with(['-', 'd', 'l'])) {
+        assert!(line.contains(" 0/0 "), "not root's: {line}");
+    }
+    let optimizer_layer = listing("2.sqsh");
+    assert!(optimizer_layer.contains("extras/solana-optimizer.ko"), "{optimizer_layer}");
+    assert!(optimizer_layer.contains("/usr/lib/ld-linux-x86-64.so.2"), "{optimizer_layer}");
+    let index = work.path().join("modules-dep");
+    support::ok(Command::new("unsquashfs").arg("-d").arg(&index).arg(unpacked.join("modules.dep.sqsh")));
+    let dep = fs::read_to_string(index.join("usr/lib/modules").join(&release).join("modules.dep")).unwrap();
+    assert!(dep.contains("extras/solana-optimizer.ko:"), "{dep}");
+    assert!(dep.contains("kernel/drivers/net/ethernet/intel/igb/igb.ko:"), "{dep}");
+    let config = fs::read_to_string(unpacked.join("extensions.yaml")).unwrap();
+    let order: Vec<&str> = config.lines().filter_map(|l| l.trim().strip_prefix("- image: ")).collect();
+    assert_eq!(order, ["0.sqsh", "1.sqsh", "2.sqsh", "modules.dep.sqsh"], "{config}");
+    assert!(config.contains("kiln-smoke") && config.contains("Talos Machinery"), "{config}");
+
+    // The UKI: systemd-stub's sections, then ours in order, the recipe's command line exactly.
+    let uki = talos.join("installer/usr/install/amd64/vmlinuz.efi");
+    let headers = support::ok(Command::new("objdump").arg("-h").arg(&uki));
+    let sections: Vec<&str> =
+        headers.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|s| s.starts_with('.')).collect();
+    let ours: Vec<&str> = sections
+        .iter()
+        .copied()
+        .filter(|s| [".osrel", ".cmdline", ".uname", ".linux", ".initrd"].contains(s))
+        .collect();
+    assert_eq!(ours, [".osrel", ".cmdline", ".uname", ".linux", ".initrd"], "{headers}");
+    let dumped = work.path().join("cmdline");
+    support::ok(
+        Command::new("objcopy")
+            .arg(format!("--dump-section=.cmdline={}", dumped.display()))
+            .arg(&uki)
+            .arg(work.path().join("uki-copy")),
+    );
+    assert_eq!(fs::read_to_string(&dumped).unwrap(), CMDLINE);
+    assert_eq!(fs::read_to_string(talos.join("cmdline")).unwrap().trim_end(), CMDLINE);
+
+    // The installer image: the base's layer, then one with the UKI and systemd-boot; the base's
+    // entrypoint; created at the epoch.
+    let inspect = support::ok(
+        Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("oci:{}:installer:smoke", out.display())),
+    );
+    let config: Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2, "{inspect}");
+    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/usr/bin/installer"]), "{inspect}");
+    assert_eq!(config["created"], "2025-01-01T00:00:00Z", "{inspect}");
+    let bundle = work.path().join("bundle");
+    support::ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:installer:smoke", out.display()))
+            .arg(&bundle),
+    );
+    let installed = bundle.join("rootfs/usr/install/amd64");
+    assert_eq!(fs::read(installed.join("vmlinuz.efi")).unwrap(), fs::read(&uki).unwrap());
+    assert!(installed.join("systemd-boot.efi").is_file());
+    assert!(bundle.join("rootfs/usr/bin/installer").is_file(), "the base layer is there");
+
+    // The machine-config patch pins the installer by the digest it has in the layout.
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    let patch = support::ok(
+        support::kiln()
+            .arg("machine-config")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(&out)
+            .args(["--registry", "ghcr.io/example"]),
+    );
+    let digest = support::manifest_digest(&out, "installer:smoke");
+    assert!(patch.contains(&format!("    image: \"ghcr.io/example/installer:smoke@{digest}\"\n")), "{patch}");
+    assert!(patch.contains("  kernel:\n    modules:\n      - name: \"solana-optimizer\"\n"), "{patch}");
+    assert!(patch.contains("    vm.max_map_count: \"1048576\"\n"), "{patch}");
+    assert!(patch.contains(&format!("# Kernel arguments in the UKI: {CMDLINE}\n")), "{patch}");
+}
+
+/// What the guest reports from the overlay root the base initramfs's init builds of the layers.
+const BOOT_REPORT: &[&str] = &[
+    "layers: 4: 0.sqsh 1.sqsh 2.sqsh modules.dep.sqsh",
+    "extensions: kernel-modules kiln-smoke solana-optimizer modules.dep",
+    "hugepages: 64",
+    "hugepages-1g: 0",
+    "numa-nodes: 2",
+    "io_uring: io_uring: nop completed",
+    "glibc: hello from glibc, 2 argument(s), argv[0] /usr/local/bin/hello-glibc",
+    "sig-enforce: Y",
+    "unsigned-module: refused",
+    "optimizer: loaded, 2 NUMA nodes",
+    "sriov-vfs: 2",
+    "done: ok",
+];
+
+#[test]
+fn the_smoke_installer_boots_under_uefi_through_its_extension_layers() {
+    if !can_build()
+        || !support::require_tool("qemu-system-x86_64")
+        || !support::require_file("/usr/share/OVMF/OVMF_CODE_4M.fd")
+    {
+        return;
+    }
+    let work = support::tempdir();
+    let out = work.path().join("out");
+    build_smoke(&out);
+    let output = support::run(support::kiln().arg("boot").arg(&out).args([
+        "--image",
+        "installer:smoke",
+        "--igb",
+        "--timeout",
+        "240",
+        "--until",
+        "kiln-smoke: done:",
+    ]));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    let reported: Vec<&str> =
+        text.lines().filter_map(|l| l.split_once("kiln-smoke: ").map(|(_, r)| r)).collect();
+    // The command line exactly as the recipe orders it: systemd-boot and the stub add nothing.
+    assert!(reported.contains(&format!("cmdline: {CMDLINE}").as_str()), "{}", reported.join("\n"));
+    for expected in BOOT_REPORT {
+        assert!(
+            reported.contains(expected),
+            "the guest did not report {expected:?}:\n{}",
+            reported.join("\n")
+        );
+    }
+    assert!(reported.iter().filter(|l| l.starts_with("sriov-vf: ")).count() == 2, "{}", reported.join("\n"));
+}
+
+/// A recipe with one extension made of `files` (relative path → content, mode).
+fn extension_recipe(dir: &Path, files: &[(&str, &str, u32)]) -> PathBuf {
+    let recipe = dir.join("recipe");
+    for (path, content, mode) in files {
+        let file = recipe.join("files").join(path);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, content).unwrap();
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(*mode)).unwrap();
+    }
+    fs::write(
+        recipe.join("kiln.toml"),
+        "[recipe]\nname = \"ext\"\n\n[sources.files]\npath = \"files\"\n\n\
+         [extensions.tools]\nversion = \"1.0.0\"\nauthor = \"kiln\"\ndescription = \"tools\"\n\
+         talos-version = \">= v1.10.0\"\nrootfs = [\"files\"]\n\n[images.\"tools:v1\"]\nfrom = \"tools\"\n",
+    )
+    .unwrap();
+    recipe
+}
+
+#[test]
+fn an_extension_breaking_talos_rules_fails_the_build_naming_each_path() {
+    let work = support::tempdir();
+    let recipe = extension_recipe(
+        work.path(),
+        &[
+            ("usr/local/bin/tool", "#!/bin/sh\n", 0o755),
+            ("etc/passwd", "root:x:0:0::/:/bin/sh\n", 0o644),
+            ("usr/localfoo/x", "x", 0o644),
+            ("usr/sbin/tool", "x", 0o755),
+        ],
+    );
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", work.path().join("cache"))
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(work.path().join("out")),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    for path in ["/etc/passwd", "/usr/localfoo/x", "/usr/sbin/tool"] {
+        assert!(stderr.contains(path), "{path} not named:\n{stderr}");
+    }
+    assert!(!stderr.contains("/usr/local/bin/tool"), "an allowed file was reported:\n{stderr}");
+    assert!(!work.path().join("out").exists(), "nothing is written");
+}
+
+#[test]
+fn a_valid_extension_builds_into_manifest_and_rootfs() {
+    let work = support::tempdir();
+    let recipe = extension_recipe(work.path(), &[("usr/local/bin/tool", "#!/bin/sh\necho tool\n", 0o755)]);
+    let out = work.path().join("out");
+    support::ok(
+        support::kiln()
+            .env("KILN_CACHE", work.path().join("cache"))
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(&out),
+    );
+    let bundle = work.path().join("bundle");
+    support::ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:tools:v1", out.display()))
+            .arg(&bundle),
+    );
+    let manifest = fs::read_to_string(bundle.join("rootfs/manifest.yaml")).unwrap();
+    assert!(manifest.contains("name: tools") && manifest.contains(">= v1.10.0"), "{manifest}");
+    assert!(bundle.join("rootfs/rootfs/usr/local/bin/tool").is_file());
+}
