@@ -30,8 +30,19 @@ pub(crate) enum Command {
     /// A `[kernel]` is configured, checked (a requested option that does not stick fails the
     /// build before the compile, with the reason) and built; its modules are signed with the
     /// recipe's key and indexed. `[modules.NAME]` are built against it, signed and checked.
+    /// `[extensions.NAME]` are assembled and checked against Talos's rules and the kernel;
+    /// `[talos]` assembles the initramfs with the extension layers, the UKI and the installer
+    /// tree.
+    ///
+    /// A source that cannot be had (offline, unreachable, or locked but not in kiln.lock) stops
+    /// only the steps and images that need it: the rest is built, then the build fails naming
+    /// each missing source and how to provide it.
     Build(BuildArgs),
     /// Fetch every source of a recipe and write its kiln.lock.
+    ///
+    /// Sources with `locked = true` have no pin in the recipe: this resolves them (a URL's file,
+    /// an image tag's manifest digest) and the lock pins them for every later build. Run it where
+    /// the network reaches them and keep the kiln.lock it writes.
     Lock(LockArgs),
     /// Pack a directory tree as a reproducible single-layer OCI image.
     Pack(PackArgs),

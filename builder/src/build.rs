@@ -137,15 +137,56 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
     })?;
     let mut outputs: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
     let mut steps = Vec::new();
+    // A source that cannot be had blocks the steps that need it, not the others: they are built,
+    // and the build then fails naming every missing source.
+    let mut missing: BTreeMap<String, String> = BTreeMap::new();
+    let mut blocked: Vec<String> = Vec::new();
     for name in order {
-        let result = run.step(&name, &outputs)?;
-        outputs.insert(name.clone(), (options.cache.step(&result.key).join("out"), result.output.clone()));
-        reporter.step_finished(&result);
-        steps.push(result);
+        if recipe.inputs(&name).iter().any(|input| blocked.contains(input)) {
+            blocked.push(name);
+            continue;
+        }
+        match run.step(&name, &outputs) {
+            Ok(result) => {
+                outputs.insert(
+                    name.clone(),
+                    (options.cache.step(&result.key).join("out"), result.output.clone()),
+                );
+                reporter.step_finished(&result);
+                steps.push(result);
+            }
+            Err(error) => match missing_source(&error) {
+                Some((source, line)) => {
+                    missing.insert(source, line);
+                    blocked.push(name);
+                }
+                None => return Err(error),
+            },
+        }
     }
     let mut images = Vec::new();
+    let mut skipped: Vec<&String> = Vec::new();
     for name in image_order(recipe) {
         let image = &recipe.images[name];
+        let needs_blocked = image.from.as_ref().is_some_and(|step| blocked.contains(step))
+            || image.base.as_ref().is_some_and(|base| skipped.contains(&base));
+        if needs_blocked {
+            skipped.push(name);
+            continue;
+        }
+        let base_source = image.base.as_ref().filter(|base| recipe.sources.contains_key(*base));
+        if let Some(base) = base_source
+            && let Err(error) = run.source(base)
+        {
+            match missing_source(&error) {
+                Some((source, line)) => {
+                    missing.insert(source, line);
+                    skipped.push(name);
+                    continue;
+                }
+                None => return Err(error),
+            }
+        }
         let tree = match (&image.from, &image.dir) {
             (Some(step), _) => match &image.path {
                 Some(path) => outputs[step].0.join(path),
@@ -184,6 +225,23 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         images.push(BuiltImage { name: name.clone(), digest: packed.manifest.digest });
     }
     images.sort_by(|a, b| a.name.cmp(&b.name));
+    if !missing.is_empty() {
+        // The blocked steps' other sources: each one the lock cannot pin is missing too.
+        for step in &blocked {
+            for input in recipe.inputs(step).iter().filter(|i| recipe.sources.contains_key(*i)) {
+                if !missing.contains_key(input)
+                    && !options.fetch.overrides.contains_key(input)
+                    && let Err(error) = source::resolve(recipe, input, lock.as_ref())
+                    && let Some((source, line)) = missing_source(&error)
+                {
+                    missing.insert(source, line);
+                }
+            }
+        }
+        let mut needing: Vec<String> = blocked.iter().map(|step| format!("step {step}")).collect();
+        needing.extend(skipped.iter().map(|image| format!("image {image}")));
+        return Err(Error::MissingSources { missing: missing.into_values().collect(), blocked: needing });
+    }
     // A lock records the recipe as it is: not from a build with local replacements.
     let lock_written = if lock.is_none() && options.fetch.overrides.is_empty() {
         for (name, source) in &recipe.sources {
@@ -197,6 +255,24 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         false
     };
     Ok(Built { layout: options.out.clone(), steps, images, lock_written })
+}
+
+/// The source an error says cannot be had, and a line saying so.
+fn missing_source(error: &Error) -> Option<(String, String)> {
+    match error {
+        Error::Unpinned { name, origin } => Some((
+            name.clone(),
+            format!("source {name:?} ({origin}): locked = true, and kiln.lock does not pin it yet"),
+        )),
+        Error::Offline { name, origin, .. } => Some((
+            name.clone(),
+            format!("source {name:?} ({origin}): not in the cache, and the build is offline"),
+        )),
+        Error::Fetch { name, origin, reason } => {
+            Some((name.clone(), format!("source {name:?} ({origin}): {reason}")))
+        }
+        _ => None,
+    }
 }
 
 /// Images in an order where each comes after its base (by name among equals).
@@ -236,7 +312,7 @@ impl Run<'_> {
         if let Some(fetched) = self.fetched.get(name) {
             return Ok(fetched.clone());
         }
-        let fetched = source::fetch(self.recipe, name, &self.options.cache, &self.options.fetch)?;
+        let fetched = source::fetch(self.recipe, name, &self.options.cache, &self.options.fetch, self.lock)?;
         if let Some(lock) = self.lock {
             lock.check_fetched(name, &fetched)?;
         }
@@ -305,7 +381,11 @@ impl Run<'_> {
             let identity = match outputs.get(input) {
                 Some((_, digest)) => format!("step:sha256:{digest}"),
                 None if self.options.fetch.overrides.contains_key(input) => self.source(input)?.identity,
-                None => source::identity(self.recipe, &self.recipe.sources[input])?,
+                // Without a lock, a source it would pin is identified by what it resolves to.
+                None if self.lock.is_none() && self.recipe.sources[input].locked => {
+                    self.source(input)?.identity
+                }
+                None => source::identity(self.recipe, &source::resolve(self.recipe, input, self.lock)?)?,
             };
             identities.insert(input.clone(), identity);
         }

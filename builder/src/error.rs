@@ -78,6 +78,27 @@ pub enum Error {
         /// The cache directory.
         cache: PathBuf,
     },
+    /// A source pinned by `kiln.lock` that the lock does not have yet.
+    #[error("source {name:?} ({origin}) is pinned by kiln.lock, which does not have it")]
+    Unpinned {
+        /// The source's name.
+        name: String,
+        /// Its URL or image.
+        origin: String,
+    },
+    /// Sources the build could not get; every step that does not need them was built.
+    #[error(
+        "{} source(s) missing:\n{}\nnot built for want of them: {}",
+        missing.len(),
+        missing.join("\n"),
+        blocked.join(", ")
+    )]
+    MissingSources {
+        /// One line per source: name, origin, why.
+        missing: Vec<String>,
+        /// The steps and images that need them.
+        blocked: Vec<String>,
+    },
     /// An archive entry that would escape the extraction root or is not allowed in a source.
     #[error("{}: refusing entry {entry:?}: {reason}", archive.display())]
     UnsafeEntry {
@@ -228,6 +249,14 @@ impl Error {
             Error::Offline { name, .. } => Some(format!(
                 "run the build once without --offline (or `kiln lock`) to fetch it, or pass --source {name}=PATH"
             )),
+            Error::Unpinned { name, .. } => Some(format!(
+                "run `kiln lock` where it can be fetched and keep the kiln.lock it writes, or pass --source {name}=PATH"
+            )),
+            Error::MissingSources { .. } => Some(
+                "give each with --source NAME=PATH (a file, an unpacked tree, or an OCI image layout for an \
+                 image), or run `kiln lock` on a machine that can reach them and keep the kiln.lock it writes"
+                    .into(),
+            ),
             Error::LockMismatch { .. } => {
                 Some("if the recipe's change is intended, run `kiln lock` to record it".into())
             }

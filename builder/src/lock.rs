@@ -116,6 +116,10 @@ impl Lock {
         let mismatch = |name: &str, reason: String| Error::LockMismatch { name: name.to_owned(), reason };
         for (name, source) in recipe.sources.iter().filter(|(_, s)| !source::is_local_dir(recipe, s)) {
             let Some(locked) = self.sources.get(name) else {
+                // A source pinned only by the lock is reported by the steps that need it.
+                if source.locked {
+                    continue;
+                }
                 return Err(mismatch(name, "it is not in kiln.lock".into()));
             };
             let origin = source::origin(recipe, source);
@@ -173,7 +177,7 @@ pub fn lock(recipe: &Recipe, cache: &crate::cache::Cache, options: &source::Fetc
     let mut fetched = BTreeMap::new();
     for (name, source) in &recipe.sources {
         if !source::is_local_dir(recipe, source) {
-            fetched.insert(name.clone(), source::fetch(recipe, name, cache, options)?);
+            fetched.insert(name.clone(), source::fetch(recipe, name, cache, options, None)?);
         }
     }
     let lock = Lock::new(recipe, &fetched);

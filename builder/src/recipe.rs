@@ -18,6 +18,10 @@
 //! image = "ghcr.io/org/base@sha256:…"
 //! unpack = true                       # its layers applied in order, else the OCI layout
 //!
+//! [sources.release]                   # pinned by kiln.lock, not here: `kiln lock` resolves
+//! url = "https://…/release.tar.gz"    # the URL (or an image's tag) where the network is
+//! locked = true
+//!
 //! [steps.compile]                     # a shell script in the sandbox
 //! inputs = ["greeting"]               # sources and steps, read-only at /inputs/<name>
 //! env = { CFLAGS = "-O2" }
@@ -133,6 +137,10 @@ pub struct Source {
     /// Expected SHA-512 (hex).
     #[serde(default)]
     pub sha512: Option<String>,
+    /// Pinned by `kiln.lock` instead of the recipe: `kiln lock`, on a machine that can reach
+    /// it, records what the URL's file or the image tag resolved to; builds then hold it to that.
+    #[serde(default)]
+    pub locked: bool,
     /// Extract the archive (tar, compressed or not, or `.deb`) for the steps.
     #[serde(default)]
     pub unpack: bool,
@@ -352,13 +360,25 @@ impl Recipe {
                 (None, Some(url), None) => {
                     return Err(invalid(format!("source {name:?}: url {url:?} is not http(s)")));
                 }
+                (None, None, Some(image)) if source.locked => {
+                    let tagged = image
+                        .parse::<kiln_registry::reference::ImageRef>()
+                        .is_ok_and(|reference| reference.digest.is_none());
+                    if !tagged || source.sha256.is_some() || source.sha512.is_some() {
+                        return Err(invalid(format!(
+                            "source {name:?}: a locked image is REGISTRY/REPOSITORY:TAG; kiln.lock holds its digest"
+                        )));
+                    }
+                    continue;
+                }
                 (None, None, Some(image)) => {
                     let pinned = image
                         .parse::<kiln_registry::reference::ImageRef>()
                         .is_ok_and(|reference| reference.digest.is_some());
                     if !pinned {
                         return Err(invalid(format!(
-                            "source {name:?}: image {image:?} is not REGISTRY/REPOSITORY@sha256:DIGEST"
+                            "source {name:?}: image {image:?} is not REGISTRY/REPOSITORY@sha256:DIGEST \
+                         (or a tag with locked = true)"
                         )));
                     }
                     if source.sha256.is_some() || source.sha512.is_some() {
@@ -386,6 +406,14 @@ impl Recipe {
             }
             let local_dir = source.path.as_ref().is_some_and(|p| self.dir.join(p).is_dir());
             let pinned = source.sha256.is_some() || source.sha512.is_some();
+            if source.locked && (pinned || source.url.is_none()) {
+                return Err(invalid(format!(
+                    "source {name:?}: locked = true is for a URL or image without a pin in the recipe"
+                )));
+            }
+            if source.locked {
+                continue;
+            }
             if local_dir && (pinned || source.unpack) {
                 return Err(invalid(format!(
                     "source {name:?} is a directory of the recipe: it is used as it is, without a pin or unpack"
@@ -393,7 +421,7 @@ impl Recipe {
             }
             if !local_dir && !pinned {
                 return Err(invalid(format!(
-                    "source {name:?} is not pinned: add sha256 = \"…\" or sha512 = \"…\""
+                    "source {name:?} is not pinned: add sha256 = \"…\" or sha512 = \"…\" (or locked = true to pin it in kiln.lock)"
                 )));
             }
         }

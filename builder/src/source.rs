@@ -73,9 +73,48 @@ pub fn identity(recipe: &Recipe, source: &Source) -> Result<String> {
     }
 }
 
-/// Makes source `name` available: cached, verified, extracted if the recipe says so.
-pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions) -> Result<Fetched> {
+/// Source `name` with its pin: the recipe's, or for a `locked` source the one `kiln.lock`
+/// records (a URL's SHA-256, an image tag's manifest digest). A locked source the lock does not
+/// have is [`Error::Unpinned`].
+pub fn resolve(recipe: &Recipe, name: &str, lock: Option<&crate::lock::Lock>) -> Result<Source> {
     let source = &recipe.sources[name];
+    if !source.locked {
+        return Ok(source.clone());
+    }
+    let entry =
+        lock.and_then(|lock| lock.sources.get(name)).filter(|entry| entry.origin == recipe_origin(source));
+    let Some(entry) = entry else {
+        return Err(Error::Unpinned { name: name.to_owned(), origin: origin(recipe, source) });
+    };
+    let mut pinned = source.clone();
+    match &source.image {
+        Some(image) => {
+            let reference: kiln_registry::reference::ImageRef =
+                image.parse().map_err(|e: kiln_registry::Error| Error::Fetch {
+                    name: name.to_owned(),
+                    origin: image.clone(),
+                    reason: e.to_string(),
+                })?;
+            pinned.image =
+                Some(format!("{}/{}@sha256:{}", reference.registry, reference.repository, entry.sha256));
+        }
+        None => {
+            pinned.sha256 = Some(entry.sha256.clone());
+            pinned.sha512 = entry.sha512.clone();
+        }
+    }
+    Ok(pinned)
+}
+
+/// Makes source `name` available: cached, verified, extracted if the recipe says so. `lock`
+/// pins `locked` sources; without it they are resolved afresh (what `kiln lock` does).
+pub fn fetch(
+    recipe: &Recipe,
+    name: &str,
+    cache: &Cache,
+    options: &FetchOptions,
+    lock: Option<&crate::lock::Lock>,
+) -> Result<Fetched> {
     if let Some(path) = options.overrides.get(name) {
         let digest = crate::tree::digest(path)?;
         let is_file = path.is_file();
@@ -87,13 +126,22 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
             overridden: true,
         });
     }
+    let resolved = match lock {
+        Some(_) => resolve(recipe, name, lock)?,
+        None => recipe.sources[name].clone(),
+    };
+    let source = &resolved;
     if let Some(path) = recipe.source_path(source).filter(|_| is_local_dir(recipe, source)) {
         return local_dir(cache, &path);
     }
     if source.image.is_some() {
         return fetch_image(recipe, name, source, cache, options);
     }
-    let _lock = cache.lock(&format!("source-{}", pinned_identity(source).replace(':', "-")))?;
+    let lock_name = match pinned_identity(source) {
+        pin if pin.is_empty() => format!("url-{}", hex::encode(Sha256::digest(origin(recipe, source)))),
+        pin => format!("source-{}", pin.replace(':', "-")),
+    };
+    let _lock = cache.lock(&lock_name)?;
     let file = match cached(cache, source)? {
         Some(file) => file,
         None if options.offline => {
@@ -116,7 +164,12 @@ pub fn fetch(recipe: &Recipe, name: &str, cache: &Cache, options: &FetchOptions)
     } else {
         file
     };
-    Ok(Fetched { path, identity: pinned_identity(source), sha256, size: Some(size), overridden: false })
+    // A locked source fetched without the lock is identified by what it resolved to.
+    let identity = match pinned_identity(source) {
+        pin if pin.is_empty() => format!("sha256:{}", sha256.clone().unwrap_or_default()),
+        pin => pin,
+    };
+    Ok(Fetched { path, identity, sha256, size: Some(size), overridden: false })
 }
 
 /// A directory of the recipe, as the steps see it: a copy in the cache with the modes version
@@ -188,8 +241,13 @@ fn fetch_image(
             .unwrap_or_default()
             .parse()
             .map_err(|e: kiln_registry::Error| fetch_error(e.to_string()))?;
-    let Some(digest) = reference.digest.clone() else {
-        return Err(fetch_error("the image is not pinned by a digest".into()));
+    let digest = match reference.digest.clone() {
+        Some(digest) => digest,
+        None if source.locked && !options.offline => resolve_tag(&reference, source, cache, &fetch_error)?,
+        None if source.locked => {
+            return Err(Error::Offline { name: name.to_owned(), origin, cache: cache.root().to_owned() });
+        }
+        None => return Err(fetch_error("the image is not pinned by a digest".into())),
     };
     let hex = digest.encoded().to_owned();
     let layout = cache.image(&hex);
@@ -218,7 +276,37 @@ fn fetch_image(
     } else {
         layout
     };
-    Ok(Fetched { path, identity: pinned_identity(source), sha256: Some(hex), size: None, overridden: false })
+    let identity = match pinned_identity(source) {
+        pin if pin.is_empty() => format!("image:sha256:{hex}"),
+        pin => pin,
+    };
+    Ok(Fetched { path, identity, sha256: Some(hex), size: None, overridden: false })
+}
+
+/// Pulls a tagged image (for `kiln lock`) into the cache under the digest the tag resolves to.
+fn resolve_tag(
+    reference: &kiln_registry::reference::ImageRef,
+    source: &Source,
+    cache: &Cache,
+    fetch_error: &dyn Fn(String) -> Error,
+) -> Result<kiln_layers::digest::Digest> {
+    let client_options =
+        kiln_registry::client::ClientOptions { insecure_http: source.insecure_http, ..Default::default() };
+    let client = kiln_registry::client::Client::new(&reference.registry, &client_options)
+        .map_err(|e| fetch_error(e.to_string()))?;
+    let temp = cache.temp_dir()?;
+    let staged = temp.path().join("layout");
+    let image_name = IMAGE_NAME.parse().map_err(|e: kiln_layers::Error| fetch_error(e.to_string()))?;
+    kiln_registry::pull::pull(&client, reference, &staged, &image_name)
+        .map_err(|e| fetch_error(error_chain(&e)))?;
+    let layout = kiln_layers::oci::layout::Layout::open(&staged)?;
+    let digest = layout.find(IMAGE_NAME)?.digest.clone();
+    let target = cache.image(digest.encoded());
+    let _lock = cache.lock(&format!("image-{}", digest.encoded()))?;
+    if !target.join("index.json").is_file() {
+        fs::rename(&staged, &target).map_err(|e| Error::Write { path: target.clone(), source: e })?;
+    }
+    Ok(digest)
 }
 
 /// Makes `tree` an extracted source whose content still has the digest recorded when it was

@@ -64,14 +64,14 @@ fn the_smoke_recipe_builds_and_an_unchanged_rebuild_runs_nothing() {
     let (cache, out) = (work.path().join("cache"), work.path().join("out"));
     let (first, log) = built_ok(&recipe, &out, &cache);
     assert!(first.starts_with("kiln-smoke:dev sha256:"), "{first}");
-    assert!(log.contains("built  greet") && log.contains("built  extension"), "{log}");
+    assert!(log.contains("built  greet") && log.contains("built  kiln-smoke"), "{log}");
 
     let started = Instant::now();
     let (second, log) = built_ok(&recipe, &out, &cache);
     let noop = started.elapsed();
     assert_eq!(first, second);
     assert!(
-        log.contains("cached greet") && log.contains("cached extension") && !log.contains("built"),
+        log.contains("cached greet") && log.contains("cached kiln-smoke") && !log.contains("built"),
         "{log}"
     );
     support::eprintln_skip(&format!("(figure) no-op rebuild of the smoke recipe: {noop:?}"));
@@ -108,7 +108,7 @@ fn the_smoke_recipe_builds_and_an_unchanged_rebuild_runs_nothing() {
         .iter()
         .map(|s| (s["step"].as_str().unwrap(), s["cached"].as_bool().unwrap()))
         .collect();
-    assert_eq!(steps, [("greet", true), ("extension", true)]);
+    assert_eq!(steps, [("greet", true), ("io-uring-nop", true), ("kiln-smoke", true)]);
     assert_eq!(format!("kiln-smoke:dev {}\n", json["images"][0]["digest"].as_str().unwrap()), first);
 }
 
@@ -122,20 +122,20 @@ fn a_changed_input_reruns_only_the_steps_that_depend_on_it() {
     let (cache, out) = (work.path().join("cache"), work.path().join("out"));
     let (first, _) = built_ok(&recipe, &out, &cache);
 
-    // The extension's files feed only the `extension` step.
-    let manifest = recipe.join("extension/manifest.yaml");
-    let text = fs::read_to_string(&manifest).unwrap();
-    fs::write(&manifest, text.replace("version: 0.1.0", "version: 0.1.1")).unwrap();
+    // The extension's files feed only the `kiln-smoke` extension's step.
+    let readme = recipe.join("extension/usr/local/share/kiln-smoke/README");
+    let text = fs::read_to_string(&readme).unwrap();
+    fs::write(&readme, format!("{text}One more line.\n")).unwrap();
     let (second, log) = built_ok(&recipe, &out, &cache);
-    assert!(log.contains("cached greet") && log.contains("built  extension"), "{log}");
+    assert!(log.contains("cached greet") && log.contains("built  kiln-smoke"), "{log}");
     assert_ne!(first, second);
 
-    // A change to `greet` that does not change what it makes leaves `extension` cached.
+    // A change to `greet` that does not change what it makes leaves `kiln-smoke` cached.
     let toml = recipe.join("kiln.toml");
     let text = fs::read_to_string(&toml).unwrap();
     fs::write(&toml, text.replace("make -C src\n", "make -C src  # the same build\n")).unwrap();
     let (third, log) = built_ok(&recipe, &out, &cache);
-    assert!(log.contains("built  greet") && log.contains("cached extension"), "{log}");
+    assert!(log.contains("built  greet") && log.contains("cached kiln-smoke"), "{log}");
     assert_eq!(second, third);
 
     // --source replaces a source with a local tree for development, unpinned.
@@ -153,7 +153,7 @@ fn a_changed_input_reruns_only_the_steps_that_depend_on_it() {
     let source = format!("libgreet={}", local.display());
     let output = build(&recipe, &out, &cache, &["--source", &source]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("built  greet") && stderr(&output).contains("built  extension"));
+    assert!(stderr(&output).contains("built  greet") && stderr(&output).contains("built  kiln-smoke"));
     assert_ne!(stdout(&output), third);
     let (back, log) = built_ok(&recipe, &out, &cache);
     assert_eq!(back, third, "without the override, the pinned source again");
@@ -169,7 +169,7 @@ fn a_changed_input_reruns_only_the_steps_that_depend_on_it() {
             .arg("--out")
             .arg(&out),
     );
-    assert!(stderr(&output).contains("built  greet") && stderr(&output).contains("built  extension"));
+    assert!(stderr(&output).contains("built  greet") && stderr(&output).contains("built  kiln-smoke"));
 }
 
 #[test]
@@ -554,7 +554,7 @@ fn concurrent_builds_share_one_cache() {
     // Each step ran once; the builds that waited for it found it made.
     let log: String = outputs.iter().map(stderr).collect();
     assert_eq!(log.matches("built  greet").count(), 1, "{log}");
-    assert_eq!(log.matches("built  extension").count(), 1, "{log}");
+    assert_eq!(log.matches("built  kiln-smoke").count(), 1, "{log}");
 }
 
 #[test]
@@ -574,4 +574,73 @@ fn a_checkout_made_under_another_umask_has_the_same_inputs() {
     let (again, log) = built_ok(&second, &work.path().join("out-b"), &cache);
     assert_eq!(digests, again);
     assert!(!log.contains("built"), "the same inputs, so every step is cached: {log}");
+}
+
+#[test]
+fn a_locked_source_is_pinned_by_kiln_lock_and_a_missing_one_blocks_only_what_needs_it() {
+    let tarball = support::ok_bytes(Command::new("tar").args([
+        "-C",
+        env!("CARGO_MANIFEST_DIR"),
+        "-czf",
+        "-",
+        "recipes/smoke/extension",
+    ]));
+    let server = serve(vec![("/release.tar.gz", tarball.clone())]);
+    let work = support::tempdir();
+    let recipe = work.path().join("recipe");
+    fs::create_dir_all(recipe.join("files")).unwrap();
+    fs::write(recipe.join("files/hello"), "hello\n").unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        format!(
+            "[recipe]\nname = \"locked\"\n\n[sources.files]\npath = \"files\"\n\n\
+             [sources.release]\nurl = \"{server}/release.tar.gz\"\nlocked = true\nunpack = true\n\n\
+             [steps.local]\ninputs = [\"files\"]\nscript = \"cp /inputs/files/hello /out/\"\n\n\
+             [steps.remote]\ninputs = [\"release\"]\nscript = \"cp -R /inputs/release/. /out/\"\n\n\
+             [images.\"local:v1\"]\nfrom = \"local\"\n\n[images.\"remote:v1\"]\nfrom = \"remote\"\n"
+        ),
+    )
+    .unwrap();
+    // A lock without the locked source (as committed before anyone could fetch it).
+    fs::write(
+        recipe.join("kiln.lock"),
+        format!(
+            "version = 1\nkiln = \"{}\"\n\n[compression]\n{}\n",
+            env!("CARGO_PKG_VERSION"),
+            "gzip = \"zlib-rs deflate in independent 128 KiB blocks with a 32 KiB dictionary\"\n\
+             zstd = \"libzstd 1.5.7 in worker mode\""
+        ),
+    )
+    .unwrap();
+    let (cache, out) = (work.path().join("cache"), work.path().join("out"));
+
+    // The step that does not need it is built and its image written; the build then names the
+    // missing source, what needs it, and what to do.
+    let output = build(&recipe, &out, &cache, &[]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{message}");
+    assert!(message.contains("built  local"), "{message}");
+    assert!(
+        message.contains("source \"release\"") && message.contains("kiln.lock does not pin it"),
+        "{message}"
+    );
+    assert!(message.contains("step remote") && message.contains("image remote:v1"), "{message}");
+    assert!(message.contains("--source NAME=PATH") && message.contains("kiln lock"), "{message}");
+    assert!(support::index(&out)["manifests"].as_array().unwrap().len() == 1, "local:v1 is written");
+
+    // `kiln lock` resolves it; the build then holds it to the lock.
+    support::ok(support::kiln().env("KILN_CACHE", &cache).arg("lock").arg(&recipe));
+    let lock = fs::read_to_string(recipe.join("kiln.lock")).unwrap();
+    assert!(lock.contains(&format!("sha256 = \"{}\"", sha256_hex(&tarball))), "{lock}");
+    let (first, log) = built_ok(&recipe, &out, &cache);
+    assert!(log.contains("built  remote") && first.contains("remote:v1 sha256:"), "{log}");
+    let (_, log) = built_ok(&recipe, &out, &cache);
+    assert!(log.contains("cached remote"), "{log}");
+
+    // Another file behind the URL is refused against the lock.
+    let lock = lock.replace(&sha256_hex(&tarball), &"1".repeat(64));
+    fs::write(recipe.join("kiln.lock"), lock).unwrap();
+    let output = build(&recipe, &out, &work.path().join("cold"), &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&sha256_hex(&tarball)), "{}", stderr(&output));
 }
