@@ -238,6 +238,17 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
                 }
             }
         }
+        for image in &skipped {
+            if let Some(base) =
+                recipe.images[*image].base.as_ref().filter(|b| recipe.sources.contains_key(*b))
+                && !missing.contains_key(base)
+                && !options.fetch.overrides.contains_key(base)
+                && let Err(error) = source::resolve(recipe, base, lock.as_ref())
+                && let Some((source, line)) = missing_source(&error)
+            {
+                missing.insert(source, line);
+            }
+        }
         let mut needing: Vec<String> = blocked.iter().map(|step| format!("step {step}")).collect();
         needing.extend(skipped.iter().map(|image| format!("image {image}")));
         return Err(Error::MissingSources { missing: missing.into_values().collect(), blocked: needing });

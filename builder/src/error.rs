@@ -87,16 +87,11 @@ pub enum Error {
         origin: String,
     },
     /// Sources the build could not get; every step that does not need them was built.
-    #[error(
-        "{} source(s) missing:\n{}\nnot built for want of them: {}",
-        missing.len(),
-        missing.join("\n"),
-        blocked.join(", ")
-    )]
+    #[error("{} source(s) missing:\n{}{}", missing.len(), missing.join("\n"), needing(blocked))]
     MissingSources {
         /// One line per source: name, origin, why.
         missing: Vec<String>,
-        /// The steps and images that need them.
+        /// The steps and images that need them (none for `kiln lock`).
         blocked: Vec<String>,
     },
     /// An archive entry that would escape the extraction root or is not allowed in a source.
@@ -298,6 +293,14 @@ impl Error {
                 | Error::Boot { .. }
                 | Error::MachineConfig { .. }
         )
+    }
+}
+
+fn needing(blocked: &[String]) -> String {
+    if blocked.is_empty() {
+        String::new()
+    } else {
+        format!("\nnot built for want of them: {}", blocked.join(", "))
     }
 }
 

@@ -115,12 +115,11 @@ impl Lock {
     pub fn check(&self, recipe: &Recipe) -> Result<()> {
         let mismatch = |name: &str, reason: String| Error::LockMismatch { name: name.to_owned(), reason };
         for (name, source) in recipe.sources.iter().filter(|(_, s)| !source::is_local_dir(recipe, s)) {
+            // Not locked yet (it could not be fetched when the lock was written): a recipe pin
+            // still governs it, and a source pinned only by the lock is reported by the steps
+            // that need it.
             let Some(locked) = self.sources.get(name) else {
-                // A source pinned only by the lock is reported by the steps that need it.
-                if source.locked {
-                    continue;
-                }
-                return Err(mismatch(name, "it is not in kiln.lock".into()));
+                continue;
             };
             let origin = source::origin(recipe, source);
             let recipe_origin = source::recipe_origin(source);
@@ -172,15 +171,30 @@ impl Lock {
     }
 }
 
-/// Fetches every source of `recipe` and writes its `kiln.lock`.
+/// Fetches every source of `recipe` and writes its `kiln.lock`. Sources that cannot be had
+/// (unreachable, or offline and not cached) are left out of the lock it writes, and then
+/// reported together as [`Error::MissingSources`].
 pub fn lock(recipe: &Recipe, cache: &crate::cache::Cache, options: &source::FetchOptions) -> Result<Lock> {
     let mut fetched = BTreeMap::new();
+    let mut missing = Vec::new();
     for (name, source) in &recipe.sources {
-        if !source::is_local_dir(recipe, source) {
-            fetched.insert(name.clone(), source::fetch(recipe, name, cache, options, None)?);
+        if source::is_local_dir(recipe, source) {
+            continue;
+        }
+        match source::fetch(recipe, name, cache, options, None) {
+            Ok(one) => {
+                fetched.insert(name.clone(), one);
+            }
+            Err(Error::Fetch { name, origin, reason }) => {
+                missing.push(format!("source {name:?} ({origin}): {reason}"));
+            }
+            Err(Error::Offline { name, origin, .. }) => {
+                missing.push(format!("source {name:?} ({origin}): not in the cache, and offline"));
+            }
+            Err(error) => return Err(error),
         }
     }
     let lock = Lock::new(recipe, &fetched);
     lock.write(&recipe.dir)?;
-    Ok(lock)
+    if missing.is_empty() { Ok(lock) } else { Err(Error::MissingSources { missing, blocked: Vec::new() }) }
 }

@@ -136,7 +136,8 @@ fn the_smoke_kernel_has_its_image_modules_and_build_directory() {
         assert_eq!(show(&root.join("usr")), show(&kmod_root), "{name}");
     }
 
-    // The out-of-tree module: built against this kernel, signed with the same key.
+    // The out-of-tree module, in its extension image (manifest.yaml + rootfs/): built against
+    // this kernel, signed with the same key.
     let optimizer = work.path().join("optimizer");
     support::ok(
         Command::new("umoci")
@@ -144,7 +145,8 @@ fn the_smoke_kernel_has_its_image_modules_and_build_directory() {
             .arg(format!("{}:solana-optimizer:smoke", out.display()))
             .arg(&optimizer),
     );
-    let ko = optimizer.join("rootfs/usr/lib/modules").join(&release).join("extras/solana-optimizer.ko");
+    let ko =
+        optimizer.join("rootfs/rootfs/usr/lib/modules").join(&release).join("extras/solana-optimizer.ko");
     let info = support::ok(Command::new("modinfo").arg(&ko));
     assert!(info.contains(&format!("vermagic:       {release} SMP mod_unload modversions")), "{info}");
     assert!(info.contains("signer:         kiln module signing key"), "{info}");
