@@ -118,8 +118,19 @@ pub fn fetch(
     if let Some(path) = options.overrides.get(name) {
         let digest = crate::tree::digest(path)?;
         let is_file = path.is_file();
+        let source = &recipe.sources[name];
+        // A file given for a source the recipe unpacks (a release tarball) is unpacked the same
+        // way; an image source's override is its layout or tree, used as it is.
+        let unpacked_path = if is_file && source.unpack && source.image.is_none() {
+            let tree = cache.unpacked(&digest, source.strip_components);
+            let options = Options { strip_components: source.strip_components, ..Options::default() };
+            unpacked(&tree, |dest| extract::extract(path, dest, options))?;
+            tree
+        } else {
+            path.clone()
+        };
         return Ok(Fetched {
-            path: path.clone(),
+            path: unpacked_path,
             identity: format!("override:sha256:{digest}"),
             sha256: is_file.then(|| digest.clone()),
             size: if is_file { fs::metadata(path).ok().map(|m| m.len()) } else { None },

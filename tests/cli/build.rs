@@ -628,6 +628,12 @@ fn a_locked_source_is_pinned_by_kiln_lock_and_a_missing_one_blocks_only_what_nee
     assert!(message.contains("--source NAME=PATH") && message.contains("kiln lock"), "{message}");
     assert!(support::index(&out)["manifests"].as_array().unwrap().len() == 1, "local:v1 is written");
 
+    // Given as a local file, a source the recipe unpacks is unpacked the same way.
+    let local = work.path().join("release.tar.gz");
+    fs::write(&local, &tarball).unwrap();
+    let output = build(&recipe, &out, &cache, &["--source", &format!("release={}", local.display())]);
+    assert!(output.status.success() && stderr(&output).contains("built  remote"), "{}", stderr(&output));
+
     // `kiln lock` resolves it; the build then holds it to the lock.
     support::ok(support::kiln().env("KILN_CACHE", &cache).arg("lock").arg(&recipe));
     let lock = fs::read_to_string(recipe.join("kiln.lock")).unwrap();
