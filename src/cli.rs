@@ -77,6 +77,16 @@ pub(crate) enum Command {
     /// adapter; no network. Exits 0 when the guest powers off (or --until is seen), 1 when the
     /// timeout passes first.
     Boot(BootArgs),
+    /// Rebuild a recipe from clean caches in perturbed environments and compare every digest.
+    ///
+    /// The first build (or --expect, a file of `NAME:TAG sha256:…` lines as `kiln build`
+    /// prints them) gives the digests; each rebuild runs `kiln build` with an empty cache on a
+    /// copy of the recipe made elsewhere in reverse order, under another umask, time zone, locale,
+    /// compression thread count and environment noise, and in turn on one CPU, under another host
+    /// name, as user nobody and with kiln's clock a year ahead (what the host does not allow is
+    /// reported). Exits 0 when every digest matches; 1 with the difference explained image →
+    /// layer → file → first differing bytes, and the diffoscope commands, when one does not.
+    Verify(VerifyArgs),
     /// Print the Talos machine-config patch for a built installer image (YAML).
     ///
     /// `machine.install.image` is pinned by digest where `kiln push` puts the image
@@ -153,6 +163,22 @@ pub(crate) struct BootArgs {
     /// OVMF code and variables images (default: Debian's, from the ovmf package).
     #[arg(long, num_args = 2, value_names = ["CODE", "VARS"])]
     pub(crate) firmware: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Recipe directory (holding kiln.toml).
+    #[arg(default_value = ".")]
+    pub(crate) recipe: PathBuf,
+    /// Perturbed rebuilds.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) rebuilds: usize,
+    /// Compare with these digests (`NAME:TAG sha256:…` lines) instead of a first build.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) expect: Option<PathBuf>,
+    /// Where the builds go (default: a temporary directory, kept only when they differ).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) work: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

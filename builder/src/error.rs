@@ -177,6 +177,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A verification build could not run or report.
+    #[error("verify: {reason}")]
+    Verify {
+        /// Why.
+        reason: String,
+    },
     /// QEMU could not be started.
     #[error("cannot start {program}: {source}")]
     Qemu {

@@ -19,6 +19,8 @@
 //!   installer tree).
 //! - [`machine_config`]: the Talos machine-config patch for the built installer; [`boot`]: a
 //!   built image under QEMU (UEFI for a UKI), its console streamed.
+//! - [`verify`]: rebuilds from clean caches in perturbed environments, compared digest by
+//!   digest and explained down to the first differing bytes.
 //! - [`sandbox`]: the hermetic sandbox ([`sandbox::Spec`], [`sandbox::Isolation`],
 //!   [`sandbox::Namespaces`]) and [`sandbox::run_logged`], which streams a step's output to its
 //!   log and a callback.
@@ -44,5 +46,6 @@ mod signing;
 pub mod source;
 pub mod talos;
 pub mod tree;
+pub mod verify;
 
 pub use error::{Error, Result};

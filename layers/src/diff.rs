@@ -96,7 +96,7 @@ pub struct LayerDiff {
 /// One differing tar entry.
 #[derive(Debug, Serialize)]
 pub struct EntryChange {
-    /// Path inside the layer (non-UTF-8 bytes escaped).
+    /// Path inside the layer (non-UTF-8 bytes replaced).
     pub path: String,
     /// What happened to it.
     pub change: Change,
@@ -358,7 +358,7 @@ fn entry_diff(a: &Entries, b: &Entries) -> Vec<EntryChange> {
     let paths: BTreeSet<&Vec<u8>> = a.by_path.keys().chain(b.by_path.keys()).collect();
     let mut changes = Vec::new();
     for path in paths {
-        let display = String::from_utf8_lossy(path).into_owned();
+        let display = show_path(path);
         let change = match (a.by_path.get(path), b.by_path.get(path)) {
             (Some(_), None) => Change::Removed,
             (None, Some(_)) => Change::Added,
@@ -394,4 +394,70 @@ fn entry_fields(x: &EntryInfo, y: &EntryInfo) -> Vec<FieldChange> {
     };
     push("xattrs", xattrs(&x.xattrs), xattrs(&y.xattrs));
     fields
+}
+
+/// A path as reports show it (non-UTF-8 bytes replaced).
+fn show_path(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+/// Where the contents of one file first differ between two layers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ByteDifference {
+    /// Offset of the first differing byte (or the shorter file's length).
+    pub offset: u64,
+    /// Up to 16 bytes of A from there.
+    pub a: Vec<u8>,
+    /// Up to 16 bytes of B from there.
+    pub b: Vec<u8>,
+}
+
+/// The first difference between the contents of the regular file `path` (as
+/// [`EntryChange::path`] shows it) in layer `a` of one layout and layer `b` of another; `None`
+/// when either lacks it or the contents are equal. The layers' compression is read from their
+/// first bytes.
+pub fn first_difference(
+    layout_a: &Layout,
+    a: &Digest,
+    layout_b: &Layout,
+    b: &Digest,
+    path: &str,
+) -> Result<Option<ByteDifference>> {
+    let (Some(x), Some(y)) = (entry_content(layout_a, a, path)?, entry_content(layout_b, b, path)?) else {
+        return Ok(None);
+    };
+    let Some(offset) =
+        x.iter().zip(&y).position(|(p, q)| p != q).or((x.len() != y.len()).then(|| x.len().min(y.len())))
+    else {
+        return Ok(None);
+    };
+    let window = |bytes: &[u8]| bytes[offset.min(bytes.len())..(offset + 16).min(bytes.len())].to_vec();
+    Ok(Some(ByteDifference { offset: offset as u64, a: window(&x), b: window(&y) }))
+}
+
+/// The content of a regular file in a layer blob, found by its shown path.
+fn entry_content(layout: &Layout, digest: &Digest, path: &str) -> Result<Option<Vec<u8>>> {
+    let mut file = layout.open_blob(digest)?;
+    let mut magic = [0u8; 4];
+    let read = file.read(&mut magic).map_err(|e| Error::read("read", layout.blob_path(digest), e))?;
+    let media_type = match &magic[..read] {
+        [0x1f, 0x8b, ..] => media_type::LAYER_TAR_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => media_type::LAYER_TAR_ZSTD,
+        _ => media_type::LAYER_TAR,
+    };
+    let file = layout.open_blob(digest)?;
+    let unsupported =
+        || Error::UnsupportedMediaType { digest: digest.clone(), media_type: media_type.to_owned() };
+    let reader = compress::decoder(media_type, BufReader::new(file)).ok_or_else(unsupported)?;
+    let tar_error = |source| Error::Tar { digest: digest.clone(), source };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(tar_error)? {
+        let mut entry = entry.map_err(tar_error)?;
+        if entry.header().entry_type().is_file() && show_path(&entry.path_bytes()) == path {
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).map_err(tar_error)?;
+            return Ok(Some(content));
+        }
+    }
+    Ok(None)
 }

@@ -11,6 +11,7 @@ mod pack;
 mod pull;
 mod push;
 mod sandbox;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -29,6 +30,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Boot(args) => boot::run(args),
         Command::MachineConfig(args) => machine_config::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 

@@ -23,3 +23,4 @@ mod sandbox;
 mod support;
 mod talos;
 mod token_server;
+mod verify;
