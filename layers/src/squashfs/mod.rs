@@ -1,7 +1,7 @@
 //! Deterministic squashfs 4.0 images (zstd), as Linux (`fs/squashfs`) and squashfs-tools read
 //! them: the format of Talos system extensions.
 //!
-//! [`write`] packs a tree into an image file. The bytes depend only on the tree's names,
+//! [`write()`] packs a tree into an image file. The bytes depend only on the tree's names,
 //! contents and kinds, the [`Policy`] and the [`Options`]' level and block size — not on the
 //! thread count, the order files were created in, the umask or the host's users.
 //!
@@ -21,7 +21,7 @@
 //! - Inodes are numbered children before their directory, so the root has the highest number.
 //!
 //! Data and fragment blocks are compressed on a pool of `threads` threads with a bounded
-//! window of blocks in flight ([`data`]); metadata is compressed as it is written, in order.
+//! window of blocks in flight; metadata is compressed as it is written, in order.
 
 mod compress;
 mod data;
