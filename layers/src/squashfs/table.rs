@@ -253,6 +253,9 @@ impl InodeWriter<'_> {
             rest = &rest[count..];
         }
         let size = u32::try_from(length + 3).map_err(|_| Error::TooLarge { what: "directory" })?;
+        if u16::try_from(index.len()).is_err() {
+            return Err(Error::TooLarge { what: "directory" });
+        }
         Ok((start, size, index))
     }
 }
