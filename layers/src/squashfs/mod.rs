@@ -21,7 +21,7 @@
 //! - Inodes are numbered children before their directory, so the root has the highest number.
 //!
 //! Data and fragment blocks are compressed on a pool of `threads` threads with a bounded
-//! window of blocks in flight (`data`); metadata is compressed as it is written, in order.
+//! window of blocks in flight; metadata is compressed as it is written, in order.
 
 mod compress;
 mod data;

@@ -253,6 +253,9 @@ impl InodeWriter<'_> {
             rest = &rest[count..];
         }
         let size = u32::try_from(length + 3).map_err(|_| Error::TooLarge { what: "directory" })?;
+        if u16::try_from(index.len()).is_err() {
+            return Err(Error::TooLarge { what: "directory" });
+        }
         Ok((start, size, index))
     }
 }
@@ -260,4 +263,108 @@ impl InodeWriter<'_> {
 /// A table-relative block position as the 32-bit field that stores it.
 fn table_offset(block: u64, what: &'static str) -> Result<u32, Error> {
     u32::try_from(block).map_err(|_| Error::TooLarge { what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::squashfs::format::{METADATA_SIZE, METADATA_UNCOMPRESSED};
+
+    /// The uncompressed bytes of a stored table and the stored position of each block.
+    fn unpack(stored: &[u8], starts: &[u64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &start in starts {
+            let at = start as usize;
+            let word = u16::from_le_bytes([stored[at], stored[at + 1]]);
+            let body = &stored[at + 2..][..usize::from(word & !METADATA_UNCOMPRESSED)];
+            if word & METADATA_UNCOMPRESSED != 0 {
+                out.extend_from_slice(body);
+            } else {
+                out.extend(zstd::bulk::decompress(body, METADATA_SIZE).unwrap());
+            }
+        }
+        out
+    }
+
+    fn u32_at(bytes: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    }
+
+    fn u16_at(bytes: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap())
+    }
+
+    #[test]
+    fn listings_split_headers_and_index_every_block() {
+        let data = Data { placed: &[], fragments: &[], end: 0, block_size: 4096 };
+        let mut writer = InodeWriter {
+            inodes: MetaWriter::new(3).unwrap(),
+            directories: MetaWriter::new(3).unwrap(),
+            data: &data,
+            uid: 0,
+            gid: 0,
+            summary: Summary::default(),
+        };
+        // Something before the listing, so it starts inside a block.
+        writer.directories.write(&[7; 5000]).unwrap();
+        let names: Vec<Vec<u8>> =
+            (0..2000).map(|i| format!("name-{i:05}-{}", "z".repeat(i % 30)).into_bytes()).collect();
+        let listed: Vec<Listed<'_>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Listed {
+                name,
+                // Inode blocks change every 300 entries; entry 1950 jumps 40000 inode numbers.
+                inode: MetaRef { block: (i / 300) as u64 * 1000, offset: (i % 300) as u16 * 20 },
+                number: 1 + i as u32 + if i >= 1950 { 40_000 } else { 0 },
+                kind: if i % 7 == 0 { InodeType::Directory } else { InodeType::File },
+            })
+            .collect();
+        let (start, size, index) = writer.listing(&listed).unwrap();
+        assert_eq!(start.offset, 5000);
+        let (stored, starts) = writer.directories.finish().unwrap();
+        let stream = unpack(&stored, &starts);
+        let listing = &stream[5000..];
+        assert_eq!(listing.len() + 3, size as usize);
+
+        // Walk the headers: every entry, in order, with the right inode and number.
+        let (mut at, mut seen, mut header_starts) = (0, 0, Vec::new());
+        while at < listing.len() {
+            header_starts.push(at);
+            let (count, block, base) =
+                (u32_at(listing, at) + 1, u32_at(listing, at + 4), u32_at(listing, at + 8));
+            assert!(count as usize <= DIR_HEADER_ENTRIES);
+            at += 12;
+            for _ in 0..count {
+                let entry = &listed[seen];
+                assert_eq!(u64::from(block), entry.inode.block);
+                assert_eq!(u16_at(listing, at), entry.inode.offset);
+                let delta = u16_at(listing, at + 2) as i16;
+                assert_eq!(i64::from(base) + i64::from(delta), i64::from(entry.number));
+                assert_eq!(u16_at(listing, at + 4), entry.kind as u16);
+                let len = usize::from(u16_at(listing, at + 6)) + 1;
+                assert_eq!(&listing[at + 8..at + 8 + len], entry.name);
+                at += 8 + len;
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, listed.len());
+        // Six inode blocks of 300 entries split at 256 (12 headers), the last 200 at the jump (2).
+        assert_eq!(header_starts.len(), 14);
+
+        // The index: one entry per metadata block a header starts in, each naming its header.
+        assert!(!index.is_empty());
+        let mut blocks_with_headers: Vec<usize> =
+            header_starts.iter().map(|h| (5000 + h) / METADATA_SIZE).collect();
+        blocks_with_headers.dedup();
+        assert_eq!(index.len(), blocks_with_headers.len() - 1, "the first block is the listing's start");
+        for entry in &index {
+            let header = entry.offset as usize;
+            assert!(header_starts.contains(&header));
+            let block = (5000 + header) / METADATA_SIZE;
+            assert_eq!(u64::from(entry.block), starts[block]);
+            let len = usize::from(u16_at(listing, header + 12 + 6)) + 1;
+            assert_eq!(entry.name, &listing[header + 12 + 8..][..len]);
+        }
+    }
 }
