@@ -272,13 +272,7 @@ fn url_recipe(dir: &Path, url: &str, sha256: &str, unpack: bool) -> PathBuf {
 
 #[test]
 fn url_sources_are_pinned_cached_and_offline_says_what_is_missing() {
-    let tarball = support::ok_bytes(Command::new("tar").args([
-        "-C",
-        env!("CARGO_MANIFEST_DIR"),
-        "-czf",
-        "-",
-        "recipes/smoke/extension",
-    ]));
+    let tarball = support::release_tarball();
     let server = serve(vec![("/release.tar.gz", tarball.clone())]);
     let url = format!("{server}/release.tar.gz");
     let work = support::tempdir();
@@ -578,13 +572,7 @@ fn a_checkout_made_under_another_umask_has_the_same_inputs() {
 
 #[test]
 fn a_locked_source_is_pinned_by_kiln_lock_and_a_missing_one_blocks_only_what_needs_it() {
-    let tarball = support::ok_bytes(Command::new("tar").args([
-        "-C",
-        env!("CARGO_MANIFEST_DIR"),
-        "-czf",
-        "-",
-        "recipes/smoke/extension",
-    ]));
+    let tarball = support::release_tarball();
     let server = serve(vec![("/release.tar.gz", tarball.clone())]);
     let work = support::tempdir();
     let recipe = work.path().join("recipe");

@@ -6,7 +6,6 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
 
 use crate::support;
 
@@ -27,20 +26,8 @@ fn the_smoke_kernel_has_its_image_modules_and_build_directory() {
         return;
     }
     let work = support::tempdir();
-    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
     let out = work.path().join("out");
-    let output = support::run(
-        support::kiln()
-            .env("KILN_CACHE", support::shared_cache())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .arg("build")
-            .arg(&recipe)
-            .arg("--out")
-            .arg(&out)
-            .arg("--json"),
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let built: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let built = support::build_smoke(&out);
     let kernel = built["steps"].as_array().unwrap().iter().find(|s| s["step"] == "kernel").unwrap();
     let entry = support::shared_cache().join("steps").join(kernel["key"].as_str().unwrap()).join("out");
     let release = fs::read_to_string(entry.join("kernelrelease")).unwrap().trim().to_owned();
@@ -254,16 +241,7 @@ fn the_smoke_kernel_boots_with_huge_pages_numa_io_uring_and_its_signed_modules()
     }
     let work = support::tempdir();
     let out = work.path().join("out");
-    let output = support::run(
-        support::kiln()
-            .env("KILN_CACHE", support::shared_cache())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .arg("build")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke"))
-            .arg("--out")
-            .arg(&out),
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    support::build_smoke(&out);
     for image in ["kernel", "initramfs"] {
         support::ok(
             Command::new("umoci")

@@ -506,6 +506,32 @@ pub(crate) fn smoke_recipe_copy(dir: &Path) -> PathBuf {
     recipe
 }
 
+/// Builds recipes/smoke into `out` with the shared cache (the kernel built once per run) and
+/// returns `kiln build --json`'s report.
+pub(crate) fn build_smoke(out: &Path) -> serde_json::Value {
+    let output = run(kiln()
+        .env("KILN_CACHE", shared_cache())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .arg("build")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke"))
+        .arg("--out")
+        .arg(out)
+        .arg("--json"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A gzipped tar of recipes/smoke/extension: a small release tarball for source tests.
+pub(crate) fn release_tarball() -> Vec<u8> {
+    ok_bytes(Command::new("tar").args([
+        "-C",
+        env!("CARGO_MANIFEST_DIR"),
+        "-czf",
+        "-",
+        "recipes/smoke/extension",
+    ]))
+}
+
 /// The line of recipes/smoke/kiln.toml where its kernel part begins.
 pub(crate) const SMOKE_KERNEL_PART: &str = "\n# The kernel:";
 

@@ -23,19 +23,7 @@ fn can_build() -> bool {
 /// Builds the smoke recipe into `out` (the kernel from the shared cache) and returns the
 /// output directory of each step by name.
 fn build_smoke(out: &Path) -> std::collections::BTreeMap<String, PathBuf> {
-    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
-    let output = support::run(
-        support::kiln()
-            .env("KILN_CACHE", support::shared_cache())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .arg("build")
-            .arg(&recipe)
-            .arg("--out")
-            .arg(out)
-            .arg("--json"),
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let built: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let built = support::build_smoke(out);
     built["steps"]
         .as_array()
         .unwrap()
