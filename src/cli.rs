@@ -37,6 +37,16 @@ pub(crate) enum Command {
     /// A source that cannot be had (offline, unreachable, or locked but not in kiln.lock) stops
     /// only the steps and images that need it: the rest is built, then the build fails naming
     /// each missing source and how to provide it.
+    ///
+    /// Every image gets an SBOM (SPDX 2.3 JSON: the image, each file with SHA-1 and SHA-256,
+    /// kernels, kernel modules with their versions and signers, the sources that fed it) and a
+    /// provenance statement (in-toto v1, SLSA provenance v1: the recipe's and kiln.lock's
+    /// digests, the sources, the sandbox environment, build type `https://kiln.invalid/build/v1`).
+    /// Both are attached to the image in the layout as OCI artifacts (artifactType
+    /// application/spdx+json and application/vnd.in-toto+json, subject = the image's manifest,
+    /// listed in index.json with the annotation dev.kiln.subject=NAME:TAG) and written to
+    /// OUT.attestations/NAME_TAG.spdx.json and NAME_TAG.intoto.json. They are reproducible too:
+    /// the same inputs give the same bytes.
     Build(BuildArgs),
     /// Fetch every source of a recipe and write its kiln.lock.
     ///
@@ -99,7 +109,7 @@ pub(crate) struct BuildArgs {
     /// Recipe directory (holding kiln.toml).
     #[arg(default_value = ".")]
     pub(crate) recipe: PathBuf,
-    /// OCI image layout to write the images into.
+    /// OCI image layout to write the images into (SBOMs and provenance go to DIR.attestations).
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub(crate) out: PathBuf,
     #[command(flatten)]
