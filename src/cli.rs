@@ -64,6 +64,11 @@ pub(crate) enum Command {
     /// --tag). Blobs the registry has are skipped; tags are set only after every blob and
     /// manifest is present. Credentials come from ~/.docker/config.json (credential helpers
     /// included) or containers auth.json.
+    ///
+    /// After each image, the layout's artifacts about it (the SBOM and provenance `kiln build`
+    /// attached) are pushed by digest, untagged. Where the registry has no referrers API (OCI
+    /// distribution 1.1), the referrers tag sha256-<hex of the image's digest> is kept up to
+    /// date instead: an index listing them, merged with what the tag already lists.
     Push(PushArgs),
     /// Pull an image or index (all platforms) from a registry into a layout.
     Pull(PullArgs),

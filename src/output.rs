@@ -100,6 +100,8 @@ pub(crate) fn pushed(registry: &str, pushed: &[kiln_registry::push::Pushed], jso
                     "tags": p.tags,
                     "uploadedBlobs": p.uploaded_blobs,
                     "uploadedBytes": p.uploaded_bytes,
+                    "referrers": p.referrers,
+                    "referrersTag": p.referrers_tag,
                 })
             })
             .collect();
