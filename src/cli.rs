@@ -37,6 +37,16 @@ pub(crate) enum Command {
     /// A source that cannot be had (offline, unreachable, or locked but not in kiln.lock) stops
     /// only the steps and images that need it: the rest is built, then the build fails naming
     /// each missing source and how to provide it.
+    ///
+    /// Every image gets an SBOM (SPDX 2.3 JSON: the image, each file with SHA-1 and SHA-256,
+    /// kernels, kernel modules with their versions and signers, the sources that fed it) and a
+    /// provenance statement (in-toto v1, SLSA provenance v1: the recipe's and kiln.lock's
+    /// digests, the sources, the sandbox environment, build type `https://kiln.invalid/build/v1`).
+    /// Both are attached to the image in the layout as OCI artifacts (artifactType
+    /// application/spdx+json and application/vnd.in-toto+json, subject = the image's manifest,
+    /// listed in index.json with the annotation dev.kiln.subject=NAME:TAG) and written to
+    /// OUT.attestations/NAME_TAG.spdx.json and NAME_TAG.intoto.json. They are reproducible too:
+    /// the same inputs give the same bytes.
     Build(BuildArgs),
     /// Fetch every source of a recipe and write its kiln.lock.
     ///
@@ -54,6 +64,11 @@ pub(crate) enum Command {
     /// --tag). Blobs the registry has are skipped; tags are set only after every blob and
     /// manifest is present. Credentials come from ~/.docker/config.json (credential helpers
     /// included) or containers auth.json.
+    ///
+    /// After each image, the layout's artifacts about it (the SBOM and provenance `kiln build`
+    /// attached) are pushed by digest, untagged. Where the registry has no referrers API (OCI
+    /// distribution 1.1), the referrers tag sha256-<hex of the image's digest> is kept up to
+    /// date instead: an index listing them, merged with what the tag already lists.
     Push(PushArgs),
     /// Pull an image or index (all platforms) from a registry into a layout.
     Pull(PullArgs),
@@ -109,7 +124,7 @@ pub(crate) struct BuildArgs {
     /// Recipe directory (holding kiln.toml).
     #[arg(default_value = ".")]
     pub(crate) recipe: PathBuf,
-    /// OCI image layout to write the images into.
+    /// OCI image layout to write the images into (SBOMs and provenance go to DIR.attestations).
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub(crate) out: PathBuf,
     #[command(flatten)]

@@ -100,6 +100,8 @@ pub(crate) fn pushed(registry: &str, pushed: &[kiln_registry::push::Pushed], jso
                     "tags": p.tags,
                     "uploadedBlobs": p.uploaded_blobs,
                     "uploadedBytes": p.uploaded_bytes,
+                    "referrers": p.referrers,
+                    "referrersTag": p.referrers_tag,
                 })
             })
             .collect();
@@ -124,7 +126,8 @@ pub(crate) fn summary(summary: &Summary, json: bool) -> io::Result<()> {
 
 fn describe(image: &Image, depth: usize, text: &mut String) {
     let pad = "  ".repeat(depth);
-    let name = image.name.as_deref().unwrap_or("(unnamed)");
+    let unnamed = if matches!(image.content, Content::Artifact { .. }) { "(artifact)" } else { "(unnamed)" };
+    let name = image.name.as_deref().unwrap_or(unnamed);
     let platform = image.platform.as_deref().map(|p| format!("  {p}")).unwrap_or_default();
     let _ = writeln!(text, "{pad}{name}  {}{platform}", image.digest);
     match &image.content {
@@ -144,6 +147,11 @@ fn describe(image: &Image, depth: usize, text: &mut String) {
             for child in manifests {
                 describe(child, depth + 1, text);
             }
+        }
+        Content::Artifact { artifact_type, subject, layers_size } => {
+            let subject = subject.as_ref().map_or("-".into(), ToString::to_string);
+            let _ =
+                writeln!(text, "{pad}  artifact {artifact_type}  {}  about {subject}", size(*layers_size));
         }
         Content::Other => {
             let _ = writeln!(text, "{pad}  {} ({})", image.media_type, size(image.size));

@@ -87,6 +87,8 @@ pub struct BuiltImage {
     pub name: String,
     /// Manifest digest.
     pub digest: Digest,
+    /// The artifact manifests of its SBOM and provenance in the layout.
+    pub attestations: crate::attest::Attested,
 }
 
 /// The result of a build.
@@ -98,6 +100,8 @@ pub struct Built {
     pub steps: Vec<StepResult>,
     /// Images, by name.
     pub images: Vec<BuiltImage>,
+    /// Where the images' SBOMs and provenance were written beside the layout.
+    pub attestations: PathBuf,
     /// Whether this build wrote `kiln.lock` (there was none).
     pub lock_written: bool,
 }
@@ -164,7 +168,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
             },
         }
     }
-    let mut images = Vec::new();
+    let mut images: Vec<crate::attest::ImageInputs> = Vec::new();
     let mut skipped: Vec<&String> = Vec::new();
     for name in image_order(recipe) {
         let image = &recipe.images[name];
@@ -205,14 +209,20 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
             .compression
             .parse()
             .map_err(|e: kiln_layers::compress::CompressionError| invalid(e.to_string()))?;
-        let base = match &image.base {
-            Some(base) if recipe.images.contains_key(base) => {
-                Some(pack::Base { layout: options.out.clone(), reference: base.clone() })
-            }
+        let (base, base_digest) = match &image.base {
+            Some(base) if recipe.images.contains_key(base) => (
+                Some(pack::Base { layout: options.out.clone(), reference: base.clone() }),
+                images.iter().find(|i| i.name == *base).map(|i| (base.clone(), i.manifest.digest.clone())),
+            ),
             Some(base) => {
-                Some(pack::Base { layout: run.source(base)?.path, reference: source::IMAGE_NAME.into() })
+                let fetched = run.source(base)?;
+                let digest = fetched.sha256.as_ref().and_then(|hex| format!("sha256:{hex}").parse().ok());
+                (
+                    Some(pack::Base { layout: fetched.path, reference: source::IMAGE_NAME.into() }),
+                    digest.map(|digest| (base.clone(), digest)),
+                )
             }
-            None => None,
+            None => (None, None),
         };
         let pack_options = PackOptions {
             reference,
@@ -222,7 +232,39 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
             entrypoint: image.entrypoint.clone(),
         };
         let packed = pack::pack(&tree, &options.out, &pack_options, &pack::Silent)?;
-        images.push(BuiltImage { name: name.clone(), digest: packed.manifest.digest });
+        let (sources, graph_steps) = crate::attest::image_graph(recipe, name);
+        images.push(crate::attest::ImageInputs {
+            name: name.clone(),
+            manifest: packed.manifest,
+            tree,
+            // Filled in once the lock is final.
+            sources: sources
+                .into_iter()
+                .map(|name| crate::attest::SourceInput {
+                    name,
+                    origin: String::new(),
+                    uri: String::new(),
+                    downloadable: false,
+                    digests: BTreeMap::new(),
+                    overridden: false,
+                })
+                .collect(),
+            steps: steps
+                .iter()
+                .filter(|s| graph_steps.contains(&s.step))
+                .map(|s| crate::attest::StepInput {
+                    name: s.step.clone(),
+                    key: s.key.clone(),
+                    output: s.output.clone(),
+                })
+                .collect(),
+            base: base_digest,
+            kernel_source: recipe
+                .kernel
+                .as_ref()
+                .filter(|_| graph_steps.contains(crate::recipe::KERNEL))
+                .map(|kernel| kernel.source.clone()),
+        });
     }
     images.sort_by(|a, b| a.name.cmp(&b.name));
     if !missing.is_empty() {
@@ -265,7 +307,41 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
     } else {
         false
     };
-    Ok(Built { layout: options.out.clone(), steps, images, lock_written })
+    let final_lock = Lock::read(&recipe.dir)?;
+    for image in &mut images {
+        for input in &mut image.sources {
+            let name = input.name.clone();
+            let fetched = run.fetched.get(&name).cloned();
+            *input = crate::attest::source_input(recipe, &name, final_lock.as_ref(), fetched.as_ref())?;
+        }
+    }
+    let context = crate::attest::BuildContext {
+        epoch,
+        recipe: recipe.meta.name.clone(),
+        recipe_sha256: crate::tree::file_sha256(&recipe.dir.join(crate::recipe::FILE_NAME))?,
+        lock_sha256: match final_lock {
+            Some(_) => Some(crate::tree::file_sha256(&recipe.dir.join(crate::lock::FILE_NAME))?),
+            None => None,
+        },
+        environment: Spec::new(PathBuf::new(), PathBuf::new(), epoch).environment(),
+        hostname: HOSTNAME.to_owned(),
+        toolchain: run.toolchain.clone(),
+    };
+    let mut attested = crate::attest::attach(&options.out, &images, &context)?;
+    let images = images
+        .into_iter()
+        .filter_map(|image| {
+            let attestations = attested.remove(&image.name)?;
+            Some(BuiltImage { name: image.name, digest: image.manifest.digest, attestations })
+        })
+        .collect();
+    Ok(Built {
+        layout: options.out.clone(),
+        attestations: crate::attest::directory(&options.out),
+        steps,
+        images,
+        lock_written,
+    })
 }
 
 /// The source an error says cannot be had, and a line saying so.

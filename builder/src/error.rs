@@ -192,6 +192,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An image's SBOM or provenance cannot be made.
+    #[error("attestations of image {image}: {reason}")]
+    Attestation {
+        /// The image, `NAME:TAG`.
+        image: String,
+        /// What failed.
+        reason: String,
+    },
     /// Reading or indexing kernel modules failed.
     #[error(transparent)]
     Modules(#[from] kiln_modules::Error),

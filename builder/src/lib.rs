@@ -21,6 +21,9 @@
 //!   built image under QEMU (UEFI for a UKI), its console streamed.
 //! - [`verify`]: rebuilds from clean caches in perturbed environments, compared digest by
 //!   digest and explained down to the first differing bytes.
+//! - [`attest`]: what fed each built image (sources and steps, from the step graph), and its
+//!   [`sbom`] (SPDX 2.3 JSON) and [`provenance`] (in-toto Statement v1, SLSA provenance v1)
+//!   attached to it in the layout as OCI artifacts and written beside the layout.
 //! - [`sandbox`]: the hermetic sandbox ([`sandbox::Spec`], [`sandbox::Isolation`],
 //!   [`sandbox::Namespaces`]) and [`sandbox::run_logged`], which streams a step's output to its
 //!   log and a callback.
@@ -29,6 +32,7 @@
 //! ownership (that is `reproducible`), print (it reports progress through a trait), or reach the
 //! network outside source fetching and the registry client.
 
+pub mod attest;
 pub mod boot;
 pub mod build;
 pub mod cache;
@@ -40,8 +44,10 @@ pub mod kernel;
 pub mod lock;
 pub mod machine_config;
 pub mod module;
+pub mod provenance;
 pub mod recipe;
 pub mod sandbox;
+pub mod sbom;
 mod signing;
 pub mod source;
 pub mod talos;

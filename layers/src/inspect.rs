@@ -87,6 +87,15 @@ pub enum Content {
         /// Its entries.
         manifests: Vec<Image>,
     },
+    /// An artifact manifest (an SBOM, provenance): a document about another manifest.
+    Artifact {
+        /// Its `artifactType`.
+        artifact_type: String,
+        /// The manifest it is about.
+        subject: Option<Digest>,
+        /// Sum of its blob sizes (the documents).
+        layers_size: u64,
+    },
     /// Something else (an artifact of a media type kiln does not interpret).
     Other,
 }
@@ -115,6 +124,16 @@ pub fn inspect(layout: &Layout) -> Result<Summary> {
 pub fn image<D: Documents>(source: &D, descriptor: &Descriptor) -> Result<Image, D::Error> {
     let content = if media_type::is_manifest(&descriptor.media_type) {
         let manifest = source.manifest(descriptor)?;
+        if let Some(artifact_type) = &manifest.artifact_type {
+            return Ok(describe(
+                descriptor,
+                Content::Artifact {
+                    artifact_type: artifact_type.clone(),
+                    subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+                    layers_size: manifest.layers.iter().map(|l| l.size).sum(),
+                },
+            ));
+        }
         let config = source.config(&manifest.config)?;
         let layers = manifest
             .layers
@@ -142,7 +161,11 @@ pub fn image<D: Documents>(source: &D, descriptor: &Descriptor) -> Result<Image,
     } else {
         Content::Other
     };
-    Ok(Image {
+    Ok(describe(descriptor, content))
+}
+
+fn describe(descriptor: &Descriptor, content: Content) -> Image {
+    Image {
         name: descriptor.ref_name().map(str::to_owned),
         digest: descriptor.digest.clone(),
         media_type: descriptor.media_type.clone(),
@@ -152,5 +175,5 @@ pub fn image<D: Documents>(source: &D, descriptor: &Descriptor) -> Result<Image,
             None => format!("{}/{}", p.os, p.architecture),
         }),
         content,
-    })
+    }
 }

@@ -9,6 +9,8 @@
 //! - [`client::Client`]: one registry; authentication on demand, retries.
 //! - [`push::push`]: a layout's images and indexes; blobs first, tags last.
 //! - [`pull::pull`] and [`pull::Remote`]: images into a layout; documents for `inspect`.
+//! - [`referrers`]: artifacts about an image, listed by the registry's referrers API or, where
+//!   it has none, by the referrers tag kiln keeps up to date.
 //! - [`reference::ImageRef`]: `REGISTRY/REPOSITORY`, optional `:TAG` and `@DIGEST`.
 //!
 //! Must not: change a manifest's bytes (it pushes what `layers` wrote), log or print
@@ -20,5 +22,6 @@ mod error;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 
 pub use error::{Error, Result};

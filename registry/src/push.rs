@@ -7,6 +7,11 @@
 //! `OCI-Chunk-Min-Length`) — with a bounded number of uploads in parallel. Only then are manifests put, children before the indexes that
 //! list them, each by digest with its exact stored bytes and media type; tags come last. So no
 //! tag ever points at something incomplete.
+//!
+//! After an image, the artifacts the layout lists about it (SBOMs, provenance: manifests whose
+//! `subject` is the image, see [`kiln_layers::oci::artifact`]) are pushed the same way, by
+//! digest and without a tag; where the registry has no referrers API, the referrers tag is
+//! updated ([`crate::referrers`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -76,6 +81,11 @@ pub struct Pushed {
     pub uploaded_blobs: usize,
     /// Bytes uploaded.
     pub uploaded_bytes: u64,
+    /// Artifact manifests about the image pushed after it (by digest).
+    pub referrers: Vec<Digest>,
+    /// The referrers tag (`sha256-<hex>`) updated for them, where the registry has no referrers
+    /// API.
+    pub referrers_tag: Option<String>,
 }
 
 /// Pushes the layout's named images to `client`'s registry.
@@ -114,16 +124,56 @@ pub fn push(
         for tag in &tags {
             put_manifest(client, layout, &repository, descriptor, tag)?;
         }
-        results.push(Pushed {
+        let mut pushed = Pushed {
             image: name.to_owned(),
             repository,
             digest: descriptor.digest.clone(),
             tags,
             uploaded_blobs,
             uploaded_bytes,
-        });
+            referrers: Vec::new(),
+            referrers_tag: None,
+        };
+        push_referrers(client, layout, &uploads, descriptor, &mut pushed, options.jobs)?;
+        results.push(pushed);
     }
     Ok(results)
+}
+
+/// Pushes the layout's artifacts about `image` (blobs, then each manifest by digest) and, where
+/// the registry does not list referrers itself, updates the referrers tag.
+fn push_referrers(
+    client: &Client,
+    layout: &Layout,
+    uploads: &Uploads<'_>,
+    image: &Descriptor,
+    pushed: &mut Pushed,
+    jobs: usize,
+) -> Result<()> {
+    let artifacts = layout.artifacts_of(&pushed.image);
+    if artifacts.is_empty() {
+        return Ok(());
+    }
+    let mut listed_by_registry = true;
+    for artifact in &artifacts {
+        let plan = Plan::of(layout, artifact)?;
+        let (blobs, bytes) = uploads.upload_all(&pushed.repository, &plan.blobs, jobs)?;
+        pushed.uploaded_blobs += blobs;
+        pushed.uploaded_bytes += bytes;
+        let subject =
+            put_manifest(client, layout, &pushed.repository, artifact, &artifact.digest.to_string())?;
+        listed_by_registry &= subject.as_deref() == Some(image.digest.to_string().as_str());
+        pushed.referrers.push(artifact.digest.clone());
+    }
+    if listed_by_registry || crate::referrers::api_supported(client, &pushed.repository, &image.digest)? {
+        return Ok(());
+    }
+    let descriptors: Vec<Descriptor> =
+        artifacts.iter().map(|a| kiln_layers::oci::artifact::referrer(a)).collect();
+    let (tag, _) =
+        crate::referrers::update_fallback_tag(client, &pushed.repository, &image.digest, &descriptors)?;
+    pushed.referrers_tag = Some(tag);
+    Ok(())
 }
 
 /// What an image needs in the registry: blobs, and the manifests below the top one (children
@@ -416,14 +466,15 @@ fn location(url: &str, response: &ureq::http::Response<ureq::Body>) -> Result<St
     })
 }
 
-/// `PUT /v2/<repository>/manifests/<reference>` with the stored bytes and media type.
+/// `PUT /v2/<repository>/manifests/<reference>` with the stored bytes and media type; returns
+/// the `OCI-Subject` header of the answer (a registry that lists referrers itself sets it).
 fn put_manifest(
     client: &Client,
     layout: &Layout,
     repository: &str,
     descriptor: &Descriptor,
     reference: &str,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let bytes = layout.read_blob(descriptor)?;
     let url = client.url(&format!("{repository}/manifests/{reference}"));
     let headers = [("Content-Type", descriptor.media_type.clone())];
@@ -448,5 +499,5 @@ fn put_manifest(
             actual: returned.to_owned(),
         });
     }
-    Ok(())
+    Ok(response.headers().get("oci-subject").and_then(|v| v.to_str().ok()).map(str::to_owned))
 }

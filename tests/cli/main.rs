@@ -20,6 +20,7 @@ mod proxy;
 mod registry;
 mod reproducibility;
 mod sandbox;
+mod supply;
 mod support;
 mod talos;
 mod token_server;

@@ -154,6 +154,16 @@ impl Layout {
         })
     }
 
+    /// The artifacts `index.json` lists about the image named `subject` (see
+    /// [`crate::oci::artifact`]), in index order.
+    pub fn artifacts_of(&self, subject: &str) -> Vec<&Descriptor> {
+        self.index
+            .manifests
+            .iter()
+            .filter(|d| d.ref_name().is_none() && d.subject_name() == Some(subject))
+            .collect()
+    }
+
     /// The descriptor named `reference` in `index.json`.
     pub fn find(&self, reference: &str) -> Result<&Descriptor> {
         self.index.manifests.iter().find(|d| d.ref_name() == Some(reference)).ok_or_else(|| {
@@ -251,14 +261,43 @@ impl LayoutWriter {
         Ok(Descriptor::new(media_type, digest, size))
     }
 
-    /// Names `descriptor` as `reference` in `index.json`, replacing an image of that name.
+    /// Names `descriptor` as `reference` in `index.json`, replacing an image of that name and
+    /// dropping the artifacts attached to it (they are about the image replaced).
     pub fn set(&mut self, reference: &Reference, mut descriptor: Descriptor) {
         let name = reference.to_string();
         descriptor.annotations.insert(annotation::REF_NAME.to_owned(), name.clone());
-        self.index.manifests.retain(|d| d.ref_name() != Some(name.as_str()));
+        self.index
+            .manifests
+            .retain(|d| d.ref_name() != Some(name.as_str()) && d.subject_name() != Some(name.as_str()));
         self.index.manifests.push(descriptor);
-        // Entries sorted by name, so the index does not depend on the order images were added.
-        self.index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()));
+        self.sort();
+    }
+
+    /// Lists an artifact manifest about the image named `subject` in `index.json` (annotated
+    /// [`annotation::SUBJECT`], without a `ref.name`), replacing one of the same artifact type
+    /// about the same image.
+    pub fn attach(&mut self, subject: &str, mut descriptor: Descriptor) {
+        descriptor.annotations.remove(annotation::REF_NAME);
+        descriptor.annotations.insert(annotation::SUBJECT.to_owned(), subject.to_owned());
+        self.index.manifests.retain(|d| {
+            d.ref_name().is_some()
+                || d.subject_name() != Some(subject)
+                || d.artifact_type != descriptor.artifact_type
+        });
+        self.index.manifests.push(descriptor);
+        self.sort();
+    }
+
+    /// Entries sorted by name (artifacts, unnamed, first: by subject, then artifact type), so the
+    /// index does not depend on the order images were added.
+    fn sort(&mut self) {
+        self.index.manifests.sort_by(|a, b| {
+            (a.ref_name(), a.subject_name(), &a.artifact_type).cmp(&(
+                b.ref_name(),
+                b.subject_name(),
+                &b.artifact_type,
+            ))
+        });
     }
 
     /// Writes `index.json` and, for a new layout, moves it into place. Returns the layout path.

@@ -12,6 +12,12 @@ pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// `application/vnd.oci.image.layer.v1.tar+zstd`
 pub const LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// `application/vnd.oci.empty.v1+json`: the config of an artifact manifest, the bytes `{}`.
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// `application/spdx+json`: an SPDX 2.3 JSON document (an SBOM), as artifact and layer type.
+pub const SPDX_JSON: &str = "application/spdx+json";
+/// `application/vnd.in-toto+json`: an in-toto Statement (provenance), as artifact and layer type.
+pub const IN_TOTO_JSON: &str = "application/vnd.in-toto+json";
 /// Docker's manifest list, read as an index.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker's image manifest, read as a manifest.

@@ -50,6 +50,11 @@ impl Descriptor {
     pub fn ref_name(&self) -> Option<&str> {
         self.annotations.get(annotation::REF_NAME).map(String::as_str)
     }
+
+    /// The [`annotation::SUBJECT`] annotation: which image an artifact entry is about.
+    pub fn subject_name(&self) -> Option<&str> {
+        self.annotations.get(annotation::SUBJECT).map(String::as_str)
+    }
 }
 
 /// Operating system and architecture of an image.
@@ -70,6 +75,9 @@ pub mod annotation {
     pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
     /// When the image was built (the build's epoch).
     pub const CREATED: &str = "org.opencontainers.image.created";
+    /// On an artifact's entry in a layout's `index.json`: the `NAME:TAG` of the image it is
+    /// about (its subject). Artifacts carry no `ref.name`, so tools do not take them for images.
+    pub const SUBJECT: &str = "dev.kiln.subject";
 }
 
 /// An image manifest.
