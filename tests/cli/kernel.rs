@@ -6,7 +6,6 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-
 use crate::support;
 
 const SOURCE: &str = "/usr/src/linux-source-6.12.tar.xz";

@@ -30,8 +30,10 @@ fn perturbed_rebuilds_of_a_deterministic_recipe_reproduce_its_digests() {
     let output = support::run(support::kiln().arg("verify").arg(&recipe).args(["--rebuilds", "3"]));
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("3 rebuild(s) reproduced all 1 digest(s)"), "{stdout}");
+    assert!(stdout.contains("3 rebuild(s) reproduced all 3 digest(s)"), "{stdout}");
+    // The image, and its SBOM's and provenance's artifact manifests.
     assert!(stdout.starts_with("stamp:v1 sha256:"), "{stdout}");
+    assert!(stdout.contains("\nstamp:v1#sbom sha256:") && stdout.contains("\nstamp:v1#provenance sha256:"), "{stdout}");
     // Each rebuild says what it changed.
     for perturbation in ["umask 077", "TZ=Asia/Kolkata", "one CPU", "reverse order", "empty cache"] {
         assert!(stderr.contains(perturbation), "{perturbation} not reported:\n{stderr}");
