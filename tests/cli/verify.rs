@@ -33,7 +33,10 @@ fn perturbed_rebuilds_of_a_deterministic_recipe_reproduce_its_digests() {
     assert!(stdout.contains("3 rebuild(s) reproduced all 3 digest(s)"), "{stdout}");
     // The image, and its SBOM's and provenance's artifact manifests.
     assert!(stdout.starts_with("stamp:v1 sha256:"), "{stdout}");
-    assert!(stdout.contains("\nstamp:v1#sbom sha256:") && stdout.contains("\nstamp:v1#provenance sha256:"), "{stdout}");
+    assert!(
+        stdout.contains("\nstamp:v1#sbom sha256:") && stdout.contains("\nstamp:v1#provenance sha256:"),
+        "{stdout}"
+    );
     // Each rebuild says what it changed.
     for perturbation in ["umask 077", "TZ=Asia/Kolkata", "one CPU", "reverse order", "empty cache"] {
         assert!(stderr.contains(perturbation), "{perturbation} not reported:\n{stderr}");
