@@ -6,9 +6,11 @@
 //! reads them with `$(NAME)` and the probes see them in their environment. A run records every
 //! probe's command and output ([`Probes`]), so the same evaluation can be replayed offline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use crate::error::LoadError;
 
@@ -39,23 +41,21 @@ pub struct Probes {
     outputs: BTreeMap<String, String>,
     mode: Mode,
     /// The commands asked for (the record of a run keeps only these).
-    asked: std::collections::BTreeSet<String>,
+    asked: BTreeSet<String>,
 }
 
 /// How a command that is not recorded yet is answered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 enum Mode {
     /// Run it.
     #[default]
     Live,
     /// Fail: only recorded commands are answered.
     Replay,
-    /// Note it for [`Probes::prefetch`] and answer `n` for now (a first pass over the tree).
-    Collect,
+    /// Start it in the background and answer [`ProbeFailure::Pending`] until it has finished
+    /// (a first pass over the tree).
+    Collect(Background),
 }
-
-/// The placeholder output of a collected command: a word every use of a probe accepts.
-const PLACEHOLDER: &str = "n";
 
 impl Probes {
     /// Probes that run every command through `/bin/sh`, recording the outputs.
@@ -66,14 +66,14 @@ impl Probes {
     /// Probes answered only from `outputs` (a record of an earlier run); a command that is not
     /// recorded is an error.
     pub fn replay(outputs: BTreeMap<String, String>) -> Probes {
-        Probes { outputs, mode: Mode::Replay, asked: Default::default() }
+        Probes { outputs, mode: Mode::Replay, asked: BTreeSet::new() }
     }
 
     /// Only the commands that were asked for, with their outputs: the record of this run.
     pub(crate) fn asked_only(&self) -> Probes {
         let outputs =
             self.outputs.iter().filter(|(c, _)| self.asked.contains(*c)).map(|(c, o)| (c.clone(), o.clone()));
-        Probes { outputs: outputs.collect(), mode: self.mode, asked: self.asked.clone() }
+        Probes { outputs: outputs.collect(), mode: self.mode.clone(), asked: self.asked.clone() }
     }
 
     /// Whether commands not recorded are run.
@@ -81,53 +81,42 @@ impl Probes {
         self.mode == Mode::Live
     }
 
-    /// A copy that notes the commands it is asked for instead of running them.
-    pub(crate) fn collecting(&self) -> Probes {
-        Probes { outputs: self.outputs.clone(), mode: Mode::Collect, asked: Default::default() }
+    /// A copy that starts the commands it is asked for in the background, several at a time,
+    /// each run in a scratch directory with exactly `variables` as its environment.
+    pub(crate) fn collecting(&self, variables: &BTreeMap<String, String>) -> Result<Probes, LoadError> {
+        let background = Background::start(variables.clone())?;
+        Ok(Probes { outputs: self.outputs.clone(), mode: Mode::Collect(background), asked: BTreeSet::new() })
     }
 
-    /// Runs the commands a collecting copy noted (those not recorded yet), several at a time,
-    /// and records their outputs. Each runs exactly as [`Probes::run`] would run it alone.
-    pub(crate) fn prefetch(
-        &mut self,
-        collected: &Probes,
-        variables: &BTreeMap<String, String>,
-        dir: &Path,
-    ) -> Result<(), LoadError> {
-        let pending: Vec<&String> = collected
-            .outputs
-            .iter()
-            .filter(|(command, output)| *output == PLACEHOLDER && !self.outputs.contains_key(*command))
-            .map(|(command, _)| command)
-            .collect();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Vec<(String, Result<String, ProbeFailure>)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads.min(pending.len()))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(command) = pending.get(index) else { break };
-                            done.push(((*command).clone(), Probes::live().run(command, variables, dir)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|worker| worker.join().unwrap_or_default()).collect()
-        });
-        for (command, result) in results.into_iter().flatten() {
-            match result {
-                Ok(output) => {
-                    self.outputs.insert(command, output);
-                }
-                Err(ProbeFailure::Spawn(source)) => return Err(LoadError::Shell { command, source }),
-                Err(ProbeFailure::NotRecorded) => {}
-            }
+    /// Waits until the background commands of a collecting copy have finished and records the
+    /// outputs of those that could be run. Each ran exactly as [`Probes::run`] would run it.
+    pub(crate) fn adopt(&mut self, collected: &Probes) {
+        if let Mode::Collect(background) = &collected.mode {
+            self.outputs.extend(background.finish());
         }
+    }
+
+    /// Runs `commands` that are not recorded yet at once, in a scratch directory with exactly
+    /// `variables` as their environment, and records the outputs of those that could be run.
+    fn prefetch(
+        &mut self,
+        commands: [&str; 2],
+        variables: &BTreeMap<String, String>,
+    ) -> Result<(), LoadError> {
+        let mut collecting = self.collecting(variables)?;
+        for command in commands {
+            // Every answer is pending or an error that running the command again reports.
+            let _ = collecting.run(command, variables, Path::new(""));
+        }
+        self.adopt(&collecting);
         Ok(())
+    }
+
+    /// While collecting: waits until each of `commands` started in the background has finished.
+    pub(crate) fn wait(&self, commands: &[String]) {
+        if let Mode::Collect(background) = &self.mode {
+            background.wait(commands);
+        }
     }
 
     /// Every command run or replayed so far, with its output.
@@ -160,35 +149,36 @@ impl Probes {
         if let Some(output) = self.outputs.get(command) {
             return Ok(output.clone());
         }
-        match self.mode {
-            Mode::Live => {}
+        let output = match &self.mode {
+            Mode::Live => execute(command, variables, dir).map_err(ProbeFailure::Spawn)?,
             Mode::Replay => return Err(ProbeFailure::NotRecorded),
-            Mode::Collect => {
-                self.outputs.insert(command.to_owned(), PLACEHOLDER.to_owned());
-                return Ok(PLACEHOLDER.to_owned());
-            }
-        }
-        let output = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(command)
-            .env_clear()
-            .envs(variables)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .map_err(ProbeFailure::Spawn)?;
-        let mut bytes = output.stdout;
-        if bytes.len() >= 4096 {
-            bytes.truncate(4095);
-        }
-        while bytes.last() == Some(&b'\n') {
-            bytes.pop();
-        }
-        let text = String::from_utf8_lossy(&bytes).replace('\n', " ");
-        self.outputs.insert(command.to_owned(), text.clone());
-        Ok(text)
+            Mode::Collect(background) => return background.answer(command),
+        };
+        self.outputs.insert(command.to_owned(), output.clone());
+        Ok(output)
     }
+}
+
+/// Runs `command` through `/bin/sh -c` in `dir` with exactly `variables` as its environment,
+/// and returns its standard output as `do_shell` keeps it.
+fn execute(command: &str, variables: &BTreeMap<String, String>, dir: &Path) -> std::io::Result<String> {
+    let output = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env_clear()
+        .envs(variables)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()?;
+    let mut bytes = output.stdout;
+    if bytes.len() >= 4096 {
+        bytes.truncate(4095);
+    }
+    while bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    Ok(String::from_utf8_lossy(&bytes).replace('\n', " "))
 }
 
 /// Why a probe gave no output.
@@ -196,8 +186,164 @@ impl Probes {
 pub(crate) enum ProbeFailure {
     /// Replaying, and the command is not in the record.
     NotRecorded,
+    /// Collecting, and the command is still running in the background.
+    Pending,
     /// `/bin/sh` could not be started.
     Spawn(std::io::Error),
+}
+
+/// How many commands run at once in the background, per core: the probes are mostly short
+/// compiler runs that spend part of their time starting up and waiting on files.
+const WORKERS_PER_CORE: usize = 4;
+
+/// Commands running in the background while a collecting pass reads on: a queue in the order
+/// they were asked for and a few worker threads taking from it. Dropping the last handle drops
+/// what is still queued and waits for the running commands.
+#[derive(Debug, Clone)]
+struct Background(Arc<Workers>);
+
+impl PartialEq for Background {
+    fn eq(&self, other: &Background) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Background {}
+
+#[derive(Debug)]
+struct Workers {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// Where the commands run; removed after the threads have stopped.
+    _scratch: tempfile::TempDir,
+}
+
+/// What the worker threads and the collecting pass share.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<Queue>,
+    /// Signalled when a command is queued or finishes, and when the queue closes.
+    changed: Condvar,
+    variables: BTreeMap<String, String>,
+    dir: PathBuf,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<String>,
+    /// Every command asked for: `None` until it has run.
+    results: BTreeMap<String, Option<std::io::Result<String>>>,
+    closed: bool,
+}
+
+impl Background {
+    /// Starts the worker threads (at least one, or an error).
+    fn start(variables: BTreeMap<String, String>) -> Result<Background, LoadError> {
+        let scratch = tempfile::tempdir().map_err(|source| LoadError::Scratch { source })?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            variables,
+            dir: scratch.path().to_owned(),
+        });
+        let count = std::thread::available_parallelism().map_or(2, |n| n.get() * WORKERS_PER_CORE);
+        let mut threads = Vec::with_capacity(count);
+        for _ in 0..count {
+            let shared = Arc::clone(&shared);
+            match std::thread::Builder::new().name("kconfig-probe".into()).spawn(move || shared.work()) {
+                Ok(thread) => threads.push(thread),
+                Err(source) if threads.is_empty() => return Err(LoadError::Threads { source }),
+                Err(_) => break,
+            }
+        }
+        Ok(Background(Arc::new(Workers { shared, threads, _scratch: scratch })))
+    }
+
+    /// The output of `command` if it has run; otherwise queues it (once) and answers
+    /// [`ProbeFailure::Pending`].
+    fn answer(&self, command: &str) -> Result<String, ProbeFailure> {
+        let shared = &self.0.shared;
+        let mut queue = shared.lock();
+        match queue.results.get(command) {
+            Some(Some(Ok(output))) => Ok(output.clone()),
+            Some(Some(Err(error))) => {
+                Err(ProbeFailure::Spawn(std::io::Error::new(error.kind(), error.to_string())))
+            }
+            Some(None) => Err(ProbeFailure::Pending),
+            None => {
+                queue.results.insert(command.to_owned(), None);
+                queue.waiting.push_back(command.to_owned());
+                shared.changed.notify_all();
+                Err(ProbeFailure::Pending)
+            }
+        }
+    }
+
+    /// Waits until each of `commands` that was queued has run, moving those not started yet to
+    /// the front of the queue.
+    fn wait(&self, commands: &[String]) {
+        let shared = &self.0.shared;
+        let mut queue = shared.lock();
+        let (urgent, rest): (VecDeque<String>, VecDeque<String>) =
+            std::mem::take(&mut queue.waiting).into_iter().partition(|command| commands.contains(command));
+        queue.waiting = urgent.into_iter().chain(rest).collect();
+        while commands.iter().any(|command| matches!(queue.results.get(command), Some(None))) {
+            queue = shared.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Waits until every queued command has run; the outputs of those that could be run.
+    fn finish(&self) -> BTreeMap<String, String> {
+        let shared = &self.0.shared;
+        let mut queue = shared.lock();
+        while queue.results.values().any(Option::is_none) {
+            queue = shared.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+        let outputs = queue.results.iter().filter_map(|(command, result)| match result {
+            Some(Ok(output)) => Some((command.clone(), output.clone())),
+            _ => None,
+        });
+        outputs.collect()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A worker thread: runs queued commands until the queue closes.
+    fn work(&self) {
+        let mut queue = self.lock();
+        loop {
+            if let Some(command) = queue.waiting.pop_front() {
+                drop(queue);
+                let result = execute(&command, &self.variables, &self.dir);
+                queue = self.lock();
+                queue.results.insert(command, Some(result));
+                self.changed.notify_all();
+            } else if queue.closed {
+                return;
+            } else {
+                queue = self.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        {
+            let mut queue = self.shared.lock();
+            queue.waiting.clear();
+            queue.closed = true;
+        }
+        self.shared.changed.notify_all();
+        for thread in self.threads.drain(..) {
+            // A worker only ends by returning; there is nothing to report if it panicked.
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The variables Kconfig and its probes see, and how probes are answered.
@@ -238,13 +384,19 @@ impl Environment {
         variables.insert("SRCARCH".into(), srcarch.into());
         variables.insert("srctree".into(), srctree.display().to_string());
         variables.insert("KERNELVERSION".into(), kernel_version(&srctree)?);
-        let scratch = tempfile::tempdir().map_err(|source| LoadError::Scratch { source })?;
-        for (name, command) in [
+        let versions = [
             ("CC_VERSION_TEXT", "LC_ALL=C gcc --version 2>/dev/null | head -n 1"),
             ("RUSTC_VERSION_TEXT", "rustc --version 2>/dev/null"),
-        ] {
+        ];
+        if probes.is_live() {
+            probes.prefetch(versions.map(|(_, command)| command), &variables)?;
+        }
+        let scratch = tempfile::tempdir().map_err(|source| LoadError::Scratch { source })?;
+        for (name, command) in versions {
+            // Never pending: `probes` are live or replayed.
             let text =
-                run_probe(&mut probes, command, &variables, scratch.path(), &srctree.join("Makefile"), 0)?;
+                run_probe(&mut probes, command, &variables, scratch.path(), &srctree.join("Makefile"), 0)?
+                    .unwrap_or_default();
             variables.insert(name.into(), text.replace('#', ""));
         }
         Ok(Environment { variables, probes })
@@ -275,7 +427,8 @@ impl Environment {
     }
 }
 
-/// Runs one probe, naming `file:line` when it fails.
+/// Runs one probe, naming `file:line` when it fails. `None` while collecting: the command is
+/// still running in the background.
 pub(crate) fn run_probe(
     probes: &mut Probes,
     command: &str,
@@ -283,13 +436,15 @@ pub(crate) fn run_probe(
     dir: &Path,
     file: &Path,
     line: usize,
-) -> Result<String, LoadError> {
-    probes.run(command, variables, dir).map_err(|failure| match failure {
-        ProbeFailure::NotRecorded => {
-            LoadError::NotRecorded { file: file.to_owned(), line, command: command.to_owned() }
+) -> Result<Option<String>, LoadError> {
+    match probes.run(command, variables, dir) {
+        Ok(output) => Ok(Some(output)),
+        Err(ProbeFailure::Pending) => Ok(None),
+        Err(ProbeFailure::NotRecorded) => {
+            Err(LoadError::NotRecorded { file: file.to_owned(), line, command: command.to_owned() })
         }
-        ProbeFailure::Spawn(source) => LoadError::Shell { command: command.to_owned(), source },
-    })
+        Err(ProbeFailure::Spawn(source)) => Err(LoadError::Shell { command: command.to_owned(), source }),
+    }
 }
 
 /// `KERNELVERSION` as the top Makefile computes it from `VERSION`, `PATCHLEVEL`, `SUBLEVEL` and

@@ -88,6 +88,13 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// No thread could be started to run the probes.
+    #[error("cannot start a thread to run the probes")]
+    Threads {
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No scratch directory for the probes.
     #[error("cannot create a scratch directory for the probes")]
     Scratch {
@@ -100,6 +107,6 @@ pub enum LoadError {
 impl LoadError {
     /// Whether the tree (or a record) given is at fault, rather than the environment.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, LoadError::Shell { .. } | LoadError::Scratch { .. })
+        !matches!(self, LoadError::Shell { .. } | LoadError::Threads { .. } | LoadError::Scratch { .. })
     }
 }

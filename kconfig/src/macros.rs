@@ -2,7 +2,7 @@
 //! parameterised calls `$(name,arg,…)` with `$(1)`…, the built-in functions `shell`, `info`,
 //! `warning-if`, `error-if`, `filename` and `lineno`, and the environment as the last resort.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::environment::{self, Environment};
@@ -20,9 +20,42 @@ pub(crate) enum Flavor {
 }
 
 struct Variable {
-    value: String,
+    value: Expansion,
     recursive: bool,
     expanding: usize,
+}
+
+/// The output a probe still running in the background stands for while probes are collected:
+/// a word every use of a probe accepts.
+const PLACEHOLDER: &str = "n";
+
+/// Expanded text, with the probe commands still running in the background whose
+/// [`PLACEHOLDER`] it holds (none unless probes are being collected).
+#[derive(Debug, Clone, Default)]
+struct Expansion {
+    text: String,
+    pending: Vec<String>,
+    /// A `$(shell,…)` in it was not run: its command was built from placeholders.
+    blocked: bool,
+}
+
+impl Expansion {
+    fn plain(text: String) -> Expansion {
+        Expansion { text, pending: Vec::new(), blocked: false }
+    }
+
+    fn push(&mut self, other: &Expansion) {
+        self.text.push_str(&other.text);
+        self.pending.extend(other.pending.iter().cloned());
+        self.blocked |= other.blocked;
+    }
+
+    /// Marks this as built from what `other` was built from as well.
+    fn depending_on(mut self, other: &Expansion) -> Expansion {
+        self.pending.extend(other.pending.iter().cloned());
+        self.blocked |= other.blocked;
+        self
+    }
 }
 
 /// At most this many arguments in one call.
@@ -62,16 +95,25 @@ impl<'e> Preprocessor<'e> {
             (None, Flavor::Append) | (_, Flavor::Recursive) => (true, false),
             (_, Flavor::Simple) => (false, false),
         };
-        let value = if recursive { value.to_owned() } else { self.expand_string(value, &[])? };
+        let value = if recursive {
+            Expansion::plain(value.to_owned())
+        } else {
+            // Expanded once: what it holds must be real output, not placeholders.
+            let mut expansion = [self.expand_string(value, &[])?];
+            let mut waited = BTreeSet::new();
+            while self.redo(&mut expansion, &[value], &[], &mut waited)? {}
+            let [expansion] = expansion;
+            expansion
+        };
         let variable = self.variables.entry(name.to_owned()).or_insert(Variable {
-            value: String::new(),
+            value: Expansion::default(),
             recursive,
             expanding: 0,
         });
         variable.recursive = recursive;
         if append {
-            variable.value.push(' ');
-            variable.value.push_str(&value);
+            variable.value.text.push(' ');
+            variable.value.push(&value);
         } else {
             variable.value = value;
         }
@@ -79,14 +121,16 @@ impl<'e> Preprocessor<'e> {
     }
 
     /// Expands every reference in `input`.
-    pub(crate) fn expand_string(&mut self, input: &str, args: &[String]) -> Result<String, LoadError> {
+    fn expand_string(&mut self, input: &str, args: &[Expansion]) -> Result<Expansion, LoadError> {
         Ok(self.expand(input, args, |_| false)?.0)
     }
 
     /// Expands one unquoted word starting at `input`: references and the word characters
     /// around them. Returns the expansion and the bytes consumed.
     pub(crate) fn expand_token(&mut self, input: &str) -> Result<(String, usize), LoadError> {
-        self.expand(input, &[], |c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))
+        let (expansion, used) =
+            self.expand(input, &[], |c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))?;
+        Ok((expansion.text, used))
     }
 
     /// Expands the reference after a `$` inside a quoted string. Returns the expansion and the
@@ -95,23 +139,24 @@ impl<'e> Preprocessor<'e> {
         &mut self,
         after_dollar: &str,
     ) -> Result<(String, usize), LoadError> {
-        self.expand_dollar(after_dollar, &[])
+        let (expansion, used) = self.expand_dollar(after_dollar, &[])?;
+        Ok((expansion.text, used))
     }
 
     fn expand(
         &mut self,
         input: &str,
-        args: &[String],
+        args: &[Expansion],
         is_end: fn(u8) -> bool,
-    ) -> Result<(String, usize), LoadError> {
+    ) -> Result<(Expansion, usize), LoadError> {
         let bytes = input.as_bytes();
-        let mut out = String::new();
+        let mut out = Expansion::default();
         let (mut start, mut p) = (0, 0);
         while p < bytes.len() {
             if bytes[p] == b'$' {
-                out.push_str(&input[start..p]);
+                out.text.push_str(&input[start..p]);
                 let (expansion, used) = self.expand_dollar(&input[p + 1..], args)?;
-                out.push_str(&expansion);
+                out.push(&expansion);
                 p += 1 + used;
                 start = p;
                 continue;
@@ -121,13 +166,13 @@ impl<'e> Preprocessor<'e> {
             }
             p += 1;
         }
-        out.push_str(&input[start..p]);
+        out.text.push_str(&input[start..p]);
         Ok((out, p))
     }
 
     /// `input` follows a `$`: `(…)` is a reference, anything else leaves the `$` as it is.
-    fn expand_dollar(&mut self, input: &str, args: &[String]) -> Result<(String, usize), LoadError> {
-        let Some(inner) = input.strip_prefix('(') else { return Ok(("$".into(), 0)) };
+    fn expand_dollar(&mut self, input: &str, args: &[Expansion]) -> Result<(Expansion, usize), LoadError> {
+        let Some(inner) = input.strip_prefix('(') else { return Ok((Expansion::plain("$".into()), 0)) };
         let mut nest = 0usize;
         for (i, c) in inner.bytes().enumerate() {
             match c {
@@ -143,7 +188,7 @@ impl<'e> Preprocessor<'e> {
         Err(self.error(format!("unterminated reference to '{inner}': missing ')'")))
     }
 
-    fn eval_clause(&mut self, clause: &str, args: &[String]) -> Result<String, LoadError> {
+    fn eval_clause(&mut self, clause: &str, args: &[Expansion]) -> Result<Expansion, LoadError> {
         if let Ok(n) = clause.parse::<usize>()
             && n > 0
             && n <= args.len()
@@ -173,22 +218,56 @@ impl<'e> Preprocessor<'e> {
         for part in &parts[1..] {
             call_args.push(self.expand_string(part, args)?);
         }
-        if let Some(value) = self.expand_variable(&name, &call_args)? {
-            return Ok(value);
+        let mut waited = BTreeSet::new();
+        loop {
+            let value = self.call(&name.text, &call_args)?;
+            if !(value.blocked && self.redo(&mut call_args, &parts[1..], args, &mut waited)?) {
+                return Ok(value.depending_on(&name));
+            }
         }
-        if let Some(value) = self.call_builtin(&name, &call_args)? {
-            return Ok(value);
-        }
-        if call_args.is_empty()
-            && !name.is_empty()
-            && let Some(value) = self.environment.get(&name)
-        {
-            return Ok(value.to_owned());
-        }
-        Ok(String::new())
     }
 
-    fn expand_variable(&mut self, name: &str, args: &[String]) -> Result<Option<String>, LoadError> {
+    /// A variable, a built-in function or the environment.
+    fn call(&mut self, name: &str, args: &[Expansion]) -> Result<Expansion, LoadError> {
+        if let Some(value) = self.expand_variable(name, args)? {
+            return Ok(value);
+        }
+        if let Some(value) = self.call_builtin(name, args)? {
+            return Ok(value);
+        }
+        if args.is_empty()
+            && !name.is_empty()
+            && let Some(value) = self.environment.get(name)
+        {
+            return Ok(Expansion::plain(value.to_owned()));
+        }
+        Ok(Expansion::default())
+    }
+
+    /// While probes are collected: waits for the probes whose placeholders `expansions` (of
+    /// `sources`) hold, unless `waited` for them already, and expands `sources` again. Whether
+    /// there were any to wait for.
+    fn redo(
+        &mut self,
+        expansions: &mut [Expansion],
+        sources: &[&str],
+        args: &[Expansion],
+        waited: &mut BTreeSet<String>,
+    ) -> Result<bool, LoadError> {
+        let fresh: Vec<String> =
+            expansions.iter().flat_map(|e| &e.pending).filter(|c| !waited.contains(*c)).cloned().collect();
+        if fresh.is_empty() {
+            return Ok(false);
+        }
+        self.environment.probes().wait(&fresh);
+        waited.extend(fresh);
+        for (expansion, source) in expansions.iter_mut().zip(sources) {
+            *expansion = self.expand_string(source, args)?;
+        }
+        Ok(true)
+    }
+
+    fn expand_variable(&mut self, name: &str, args: &[Expansion]) -> Result<Option<Expansion>, LoadError> {
         let Some(variable) = self.variables.get_mut(name) else { return Ok(None) };
         if args.is_empty() && variable.expanding > 0 {
             return Err(self.error(format!("Recursive variable '{name}' references itself (eventually)")));
@@ -198,14 +277,14 @@ impl<'e> Preprocessor<'e> {
         }
         variable.expanding += 1;
         let (value, recursive) = (variable.value.clone(), variable.recursive);
-        let result = if recursive { self.expand_string(&value, args) } else { Ok(value) };
+        let result = if recursive { self.expand_string(&value.text, args) } else { Ok(value) };
         if let Some(variable) = self.variables.get_mut(name) {
             variable.expanding -= 1;
         }
         result.map(Some)
     }
 
-    fn call_builtin(&mut self, name: &str, args: &[String]) -> Result<Option<String>, LoadError> {
+    fn call_builtin(&mut self, name: &str, args: &[Expansion]) -> Result<Option<Expansion>, LoadError> {
         let arity = match name {
             "error-if" | "warning-if" => 2,
             "info" | "shell" => 1,
@@ -219,31 +298,53 @@ impl<'e> Preprocessor<'e> {
             return Err(self.error(format!("too many function arguments passed to '{name}'")));
         }
         let value = match name {
-            "error-if" if args[0] == "y" => return Err(self.error(args[1].clone())),
-            "warning-if" if args[0] == "y" => {
-                self.messages.push(format!("{}:{}: {}", self.file.display(), self.line, args[1]));
+            // While probes are collected, a condition built from a placeholder is left to the
+            // real pass.
+            "error-if" | "warning-if" if !args[0].pending.is_empty() => String::new(),
+            "error-if" if args[0].text == "y" => return Err(self.error(args[1].text.clone())),
+            "warning-if" if args[0].text == "y" => {
+                self.messages.push(format!("{}:{}: {}", self.file.display(), self.line, args[1].text));
                 String::new()
             }
             "info" => {
-                self.messages.push(args[0].clone());
+                self.messages.push(args[0].text.clone());
                 String::new()
             }
             "filename" => self.file.display().to_string(),
             "lineno" => self.line.to_string(),
-            "shell" => {
-                let variables = self.environment.variables().clone();
-                let (file, line) = (self.file.clone(), self.line);
-                environment::run_probe(
-                    self.environment.probes_mut(),
-                    &args[0],
-                    &variables,
-                    &self.scratch,
-                    &file,
-                    line,
-                )?
-            }
+            "shell" => return self.shell(&args[0]).map(Some),
             _ => String::new(),
         };
-        Ok(Some(value))
+        Ok(Some(Expansion::plain(value)))
+    }
+
+    /// `$(shell,command)`: the probe's output, or while probes are collected and it is still
+    /// running, the placeholder.
+    fn shell(&mut self, command: &Expansion) -> Result<Expansion, LoadError> {
+        if !command.pending.is_empty() {
+            // Built from placeholders: not a command the tree runs.
+            return Ok(Expansion {
+                text: PLACEHOLDER.to_owned(),
+                pending: command.pending.clone(),
+                blocked: true,
+            });
+        }
+        let command = command.text.as_str();
+        let variables = self.environment.variables().clone();
+        let (file, line) = (self.file.clone(), self.line);
+        let output = environment::run_probe(
+            self.environment.probes_mut(),
+            command,
+            &variables,
+            &self.scratch,
+            &file,
+            line,
+        )?;
+        Ok(match output {
+            Some(text) => Expansion::plain(text),
+            None => {
+                Expansion { text: PLACEHOLDER.to_owned(), pending: vec![command.to_owned()], blocked: false }
+            }
+        })
     }
 }

@@ -160,17 +160,18 @@ impl Tree {
 
     /// Like [`Tree::load`] with another top-level file (relative to `srctree`).
     ///
-    /// With live probes the tree is read twice: a first pass notes the probe commands (answering
-    /// each with a placeholder) and runs them in parallel, then the real pass uses their outputs
-    /// and runs the few commands that depend on other probes' outputs as it meets them.
+    /// With live probes the tree is read twice. The first pass starts each probe in the
+    /// background as it meets it and reads on with a placeholder for its output; it waits only
+    /// where a `:=` variable takes a probe's output or a command is built from a probe still
+    /// running, so nothing built from a placeholder is run. The real pass then finds every
+    /// output ready.
     pub fn load_file(srctree: &Path, top: &Path, environment: &Environment) -> Result<Tree, LoadError> {
         let mut environment = environment.clone();
         if environment.probes().is_live() {
-            let mut first = environment.with_probes(environment.probes().collecting());
+            let collecting = environment.probes().collecting(environment.variables())?;
+            let mut first = environment.with_probes(collecting);
             if parser::parse(srctree, top, &mut first).is_ok() {
-                let scratch = tempfile::tempdir().map_err(|source| LoadError::Scratch { source })?;
-                let variables = environment.variables().clone();
-                environment.probes_mut().prefetch(first.probes(), &variables, scratch.path())?;
+                environment.probes_mut().adopt(first.probes());
             }
         }
         let mut tree = parser::parse(srctree, top, &mut environment)?;
@@ -379,5 +380,44 @@ impl Tree {
             NO => Some(Tri::No),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Each probe notes itself in `$LOG`; a command built from another probe's placeholder
+    /// would note an `n`.
+    const DEPENDENT_PROBES: &str = "\
+cc-info := $(shell,echo info >>$LOG; echo GCC 120200)
+cc-name := $(shell,echo name $(cc-info) >>$LOG; set -- $(cc-info) && echo $1)
+check = $(shell,echo check $(1) >>$LOG; echo y)
+config A
+\tdef_bool $(check,$(cc-name))
+config B
+\tdef_bool $(check,$(shell,echo inner >>$LOG; echo inner))
+config C
+\tdef_bool $(check,$(cc-name))
+";
+
+    #[test]
+    fn probes_built_from_other_probes_run_once_with_real_output() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Kconfig"), DEPENDENT_PROBES).unwrap();
+        let log = dir.path().join("log");
+        let variables = BTreeMap::from([
+            ("LOG".to_owned(), log.display().to_string()),
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+        ]);
+        let tree = Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
+        let mut ran: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
+        ran.sort();
+        assert_eq!(ran, ["check GCC", "check inner", "info", "inner", "name GCC 120200"]);
+        let recorded: Vec<&String> = tree.probes().outputs().keys().collect();
+        assert_eq!(recorded.len(), 5, "{recorded:?}");
+        assert!(tree.probes().outputs().values().all(|output| output != "n"), "{recorded:?}");
     }
 }
