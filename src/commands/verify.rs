@@ -16,7 +16,7 @@ impl verify::Reporter for Progress {
 
     fn build_finished(&self, label: &str, digests: &Digests, seconds: f64) {
         output::messages(&[format!(
-            "kiln verify: {label} build: {} image(s) in {seconds:.1} s",
+            "kiln verify: {label} build: {} digest(s) in {seconds:.1} s",
             digests.len()
         )]);
     }
