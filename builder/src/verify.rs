@@ -154,7 +154,8 @@ pub fn verify(options: &VerifyOptions, reporter: &dyn Reporter) -> Result<Verifi
             .map(|(name, digest)| (name.clone(), digest.clone()))
             .collect();
         if compared != expected {
-            mismatches.push(explain(&run, &expected, reference.as_deref())?);
+            let shown = BuildRun { digests: compared, ..run.clone() };
+            mismatches.push(explain(&shown, &expected, reference.as_deref())?);
         }
         runs.push(run);
     }
