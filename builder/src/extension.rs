@@ -33,14 +33,10 @@ pub(crate) fn build(
     fs::create_dir(&rootfs).map_err(|source| Error::Write { path: rootfs.clone(), source })?;
     fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|source| Error::Write { path: rootfs.clone(), source })?;
-    let mut placed: Vec<(PathBuf, String)> = Vec::new();
+    let mut placed = std::collections::BTreeMap::new();
     for reference in &extension.rootfs {
         let tree = context.input_path(reference)?;
-        let first = |path: &Path| {
-            placed.iter().find(|(p, _)| p == path).map(|(_, by)| by.clone()).unwrap_or_else(|| "?".into())
-        };
-        let created = crate::tree::merge_into(&tree, &rootfs, reference, &first)?;
-        placed.extend(created.into_iter().map(|path| (path, reference.clone())));
+        crate::tree::merge_into(&tree, &rootfs, reference, &mut placed)?;
     }
     let manifest = Manifest {
         name: extension.name.clone().unwrap_or_else(|| name.to_owned()),

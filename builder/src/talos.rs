@@ -209,18 +209,14 @@ fn modules_dep_layer(trees: &[&Path], release: &str, scratch: &Path) -> Result<P
     let basedir = scratch.join("modules-merged");
     let merged = basedir.join("usr/lib/modules").join(release);
     create_dirs(&basedir, &merged)?;
-    let mut placed: Vec<(PathBuf, String)> = Vec::new();
+    let mut placed = std::collections::BTreeMap::new();
     for (i, tree) in trees.iter().enumerate() {
         let modules = tree.join("usr/lib/modules").join(release);
         if !modules.is_dir() {
             continue;
         }
         let name = format!("layer {i}");
-        let first = |path: &Path| {
-            placed.iter().find(|(p, _)| p == path).map(|(_, by)| by.clone()).unwrap_or_else(|| "?".into())
-        };
-        let created = crate::tree::merge_into(&modules, &merged, &name, &first)?;
-        placed.extend(created.into_iter().map(|path| (path, name.clone())));
+        crate::tree::merge_into(&modules, &merged, &name, &mut placed)?;
     }
     // The kernel's modules.order, modules.builtin and modules.builtin.modinfo are depmod's input.
     let config = scratch.join("depmod-extras.conf");

@@ -62,17 +62,16 @@ pub fn copy_as_committed(from: &Path, to: &Path) -> Result<()> {
 
 /// Copies the tree at `from` into the directory `to`, keeping permission bits and links, and
 /// merging with what is there: directories merge, an identical file or link is left alone, and
-/// anything else at an existing path is a [`Error::MergeConflict`] between `first(path)` (who
-/// placed it) and `name`. Returns the paths (relative to `to`) this call created.
+/// anything else at an existing path is a [`Error::MergeConflict`] between the input `placed`
+/// records for that path and `name`. Every path this call creates (relative to `to`) is
+/// recorded in `placed` as `name`'s.
 pub fn merge_into(
     from: &Path,
     to: &Path,
     name: &str,
-    first: &dyn Fn(&Path) -> String,
-) -> Result<Vec<std::path::PathBuf>> {
-    let mut created = Vec::new();
-    merge_dir(from, to, Path::new(""), name, first, &mut created)?;
-    Ok(created)
+    placed: &mut std::collections::BTreeMap<std::path::PathBuf, String>,
+) -> Result<()> {
+    merge_dir(from, to, Path::new(""), name, placed)
 }
 
 fn merge_dir(
@@ -80,8 +79,7 @@ fn merge_dir(
     to: &Path,
     relative: &Path,
     name: &str,
-    first: &dyn Fn(&Path) -> String,
-    created: &mut Vec<std::path::PathBuf>,
+    placed: &mut std::collections::BTreeMap<std::path::PathBuf, String>,
 ) -> Result<()> {
     let write_error = |path: &Path, source| Error::Write { path: path.to_owned(), source };
     let mut entries: Vec<_> = fs::read_dir(from)
@@ -94,8 +92,11 @@ fn merge_dir(
         let meta =
             fs::symlink_metadata(&source).map_err(|e| Error::Read { path: source.clone(), source: e })?;
         let existing = fs::symlink_metadata(&target).ok();
-        let conflict =
-            || Error::MergeConflict { path: inner.clone(), first: first(&inner), second: name.to_owned() };
+        let conflict = || Error::MergeConflict {
+            path: inner.clone(),
+            first: placed.get(&inner).cloned().unwrap_or_else(|| "the tree merged into".into()),
+            second: name.to_owned(),
+        };
         if meta.is_dir() {
             match existing {
                 Some(existing) if existing.is_dir() => {}
@@ -103,10 +104,10 @@ fn merge_dir(
                 None => {
                     fs::create_dir(&target).map_err(|e| write_error(&target, e))?;
                     fs::set_permissions(&target, meta.permissions()).map_err(|e| write_error(&target, e))?;
-                    created.push(inner.clone());
+                    placed.insert(inner.clone(), name.to_owned());
                 }
             }
-            merge_dir(&source, &target, &inner, name, first, created)?;
+            merge_dir(&source, &target, &inner, name, placed)?;
             continue;
         }
         if let Some(existing) = existing {
@@ -134,7 +135,7 @@ fn merge_dir(
             fs::copy(&source, &target).map_err(|e| write_error(&target, e))?;
             fs::set_permissions(&target, meta.permissions()).map_err(|e| write_error(&target, e))?;
         }
-        created.push(inner);
+        placed.insert(inner, name.to_owned());
     }
     Ok(())
 }
