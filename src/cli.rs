@@ -47,6 +47,14 @@ pub(crate) enum Command {
     /// listed in index.json with the annotation dev.kiln.subject=NAME:TAG) and written to
     /// OUT.attestations/NAME_TAG.spdx.json and NAME_TAG.intoto.json. They are reproducible too:
     /// the same inputs give the same bytes.
+    ///
+    /// With --cache-from/--cache-to (or KILN_CACHE_FROM/KILN_CACHE_TO), steps are shared
+    /// between machines through an OCI registry: a step missing from this machine's cache is
+    /// pulled from the first location holding its key (tag step-KEY, an OCI artifact of type
+    /// application/vnd.kiln.step.v1) instead of being built, after its blobs, key and extracted
+    /// tree are verified; an entry that fails a check is reported and the step is built. Every
+    /// step the --cache-to repository lacks is pushed there, with the same credentials as
+    /// `kiln push`. A registry that cannot be used is reported once; the build goes on without it.
     Build(BuildArgs),
     /// Fetch every source of a recipe and write its kiln.lock.
     ///
@@ -132,6 +140,18 @@ pub(crate) struct BuildArgs {
     /// Compression threads (default: all cores). The output is the same for any number.
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<NonZeroUsize>,
+    /// Look steps up in this registry repository before building them (repeatable, or
+    /// comma-separated in KILN_CACHE_FROM); http:// for a registry speaking plain HTTP.
+    #[arg(
+        long = "cache-from",
+        value_name = "[http://]REGISTRY/REPOSITORY",
+        env = "KILN_CACHE_FROM",
+        value_delimiter = ','
+    )]
+    pub(crate) cache_from: Vec<kiln_builder::remote_cache::Location>,
+    /// Push every step this registry repository lacks to it (it is also looked in).
+    #[arg(long = "cache-to", value_name = "[http://]REGISTRY/REPOSITORY", env = "KILN_CACHE_TO")]
+    pub(crate) cache_to: Option<kiln_builder::remote_cache::Location>,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,

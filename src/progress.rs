@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use kiln_builder::remote_cache::Event;
 use kiln_layers::pack::Reporter;
 
 /// A spinner with bytes read, rate and entry count while a layer is packed.
@@ -198,10 +199,35 @@ impl kiln_builder::build::Reporter for BuildProgress {
             self.bars.remove(&bar);
         }
         let key = &result.key[..12.min(result.key.len())];
-        self.say(if result.cached {
+        self.say(if result.pulled.is_some() {
+            format!("  pulled {} ({key})", result.step)
+        } else if result.cached {
             format!("  cached {} ({key})", result.step)
         } else {
             format!("  built  {} ({key}) in {:.1}s", result.step, result.seconds)
+        });
+    }
+
+    fn cache_event(&self, step: &str, event: &Event) {
+        self.say(match event {
+            Event::Pulled { entry, bytes, seconds } => {
+                format!("  {step}: pulled {} in {seconds:.1}s from {entry}", crate::output::size(*bytes))
+            }
+            Event::Pushed { entry, bytes, seconds } => {
+                format!("  {step}: pushed {} in {seconds:.1}s to {entry}", crate::output::size(*bytes))
+            }
+            Event::Rejected { entry, reason } => {
+                format!("warning: {step}: the shared cache's entry {entry} is not used: {reason}")
+            }
+            Event::Differs { entry, theirs, ours } => format!(
+                "warning: {step} is not reproducible: the shared cache's entry {entry} has output \
+                 {theirs}, this build made {ours}; the entry there stays"
+            ),
+            Event::Unavailable { location, reason } => {
+                format!(
+                    "warning: the shared cache {location} is not used for the rest of the build: {reason}"
+                )
+            }
         });
     }
 }

@@ -26,6 +26,7 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::lock::Lock;
 use crate::recipe::Recipe;
+use crate::remote_cache::{Event, RemoteOptions, Shared};
 use crate::sandbox::{self, HOSTNAME, Input, Isolation, Spec};
 use crate::source::{self, FetchOptions, Fetched};
 
@@ -45,6 +46,8 @@ pub struct BuildOptions<'a> {
     pub isolation: &'a dyn Isolation,
     /// Compression threads (the output does not depend on it).
     pub threads: NonZeroUsize,
+    /// Registries sharing step outputs between machines ([`crate::remote_cache`]).
+    pub remote: RemoteOptions,
 }
 
 /// Hears what a build does. Library code never prints.
@@ -58,6 +61,8 @@ pub trait Reporter: Sync {
     fn step_progress(&self, _step: &str, _done: u64, _expected: Option<u64>) {}
     /// A step is done, run or cached.
     fn step_finished(&self, _result: &StepResult) {}
+    /// The shared cache pulled or pushed a step, or could not.
+    fn cache_event(&self, _step: &str, _event: &Event) {}
 }
 
 /// A reporter that ignores everything.
@@ -72,8 +77,12 @@ pub struct StepResult {
     pub step: String,
     /// Its input key.
     pub key: String,
-    /// Whether the cache had it.
+    /// Whether the cache had it (this machine's, or a shared one: see `pulled`).
     pub cached: bool,
+    /// The shared cache's entry it was pulled from, `REGISTRY/REPOSITORY:TAG@DIGEST`.
+    pub pulled: Option<String>,
+    /// The shared cache's entry this build pushed for it.
+    pub pushed: Option<String>,
     /// Seconds it ran (0 when cached).
     pub seconds: f64,
     /// The digest of its output tree.
@@ -133,6 +142,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         epoch,
         fetched: BTreeMap::new(),
         toolchain: None,
+        shared: Shared::new(&options.remote, options.threads),
     };
     let order = recipe.order().map_err(|reason| Error::Recipe {
         path: recipe.dir.join(crate::recipe::FILE_NAME),
@@ -392,6 +402,7 @@ struct Run<'a> {
     epoch: Epoch,
     fetched: BTreeMap<String, Fetched>,
     toolchain: Option<String>,
+    shared: Option<Shared>,
 }
 
 impl Run<'_> {
@@ -432,7 +443,19 @@ impl Run<'_> {
         Ok(identity)
     }
 
+    /// Takes step `name` from a cache or runs it, then shares it where `--cache-to` says.
     fn step(&mut self, name: &str, outputs: &BTreeMap<String, (PathBuf, String)>) -> Result<StepResult> {
+        let mut result = self.obtain(name, outputs)?;
+        let (cache, epoch, reporter) = (&self.options.cache, self.epoch, self.reporter);
+        if let Some(shared) = &mut self.shared {
+            let entry = cache.step(&result.key);
+            let mut on_event = |event: Event| reporter.cache_event(name, &event);
+            result.pushed = shared.push(&result.key, &result.output, &entry, cache, epoch, &mut on_event);
+        }
+        Ok(result)
+    }
+
+    fn obtain(&mut self, name: &str, outputs: &BTreeMap<String, (PathBuf, String)>) -> Result<StepResult> {
         let recipe = self.recipe;
         let kind = Kind::of(recipe, name)?;
         let inputs = recipe.inputs(name);
@@ -492,13 +515,31 @@ impl Run<'_> {
         ));
         let cache = &self.options.cache;
         let entry = cache.step(&key);
+        let cached = |key: String, output: String, pulled: Option<String>| StepResult {
+            step: name.to_owned(),
+            key,
+            cached: true,
+            pulled,
+            pushed: None,
+            seconds: 0.0,
+            output,
+        };
         if let Some(output) = cached_output(&entry)? {
-            return Ok(StepResult { step: name.to_owned(), key, cached: true, seconds: 0.0, output });
+            return Ok(cached(key, output, None));
         }
         let _lock = cache.lock(&format!("step-{key}"))?;
         // Another build may have made it while this one waited.
         if let Some(output) = cached_output(&entry)? {
-            return Ok(StepResult { step: name.to_owned(), key, cached: true, seconds: 0.0, output });
+            return Ok(cached(key, output, None));
+        }
+        if let Some(shared) = &mut self.shared {
+            let reporter = self.reporter;
+            let mut on_event = |event: Event| reporter.cache_event(name, &event);
+            if let Some(pulled) = shared.pull(&key, cache, &entry, &mut on_event)
+                && let Some(output) = cached_output(&entry)?
+            {
+                return Ok(cached(key, output, Some(pulled)));
+            }
         }
         for input in &inputs {
             let host = match outputs.get(input) {
@@ -554,15 +595,20 @@ impl Run<'_> {
             crate::extract::make_writable(&path);
             fs::remove_dir_all(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
         }
-        let meta = serde_json::to_vec(&Meta { key: key.clone(), output: output.clone() })
-            .map_err(|e| Error::Sandbox { reason: e.to_string() })?;
-        let meta_path = temp.path().join("meta.json");
-        fs::write(&meta_path, meta).map_err(|source| Error::Write { path: meta_path, source })?;
+        write_meta(temp.path(), &key, &output)?;
         let staged = temp.keep();
         if let Err(source) = fs::rename(&staged, &entry) {
             return Err(Error::Write { path: entry, source });
         }
-        Ok(StepResult { step: name.to_owned(), key, cached: false, seconds, output })
+        Ok(StepResult {
+            step: name.to_owned(),
+            key,
+            cached: false,
+            pulled: None,
+            pushed: None,
+            seconds,
+            output,
+        })
     }
 }
 
@@ -665,6 +711,14 @@ impl<'r> Kind<'r> {
             None => Err(Error::Sandbox { reason: format!("no step {name:?}") }),
         }
     }
+}
+
+/// Writes the `meta.json` of a cache entry being made in `dir`.
+pub(crate) fn write_meta(dir: &Path, key: &str, output: &str) -> Result<()> {
+    let meta = serde_json::to_vec(&Meta { key: key.to_owned(), output: output.to_owned() })
+        .map_err(|e| Error::Sandbox { reason: e.to_string() })?;
+    let path = dir.join("meta.json");
+    fs::write(&path, meta).map_err(|source| Error::Write { path, source })
 }
 
 /// The output digest of a cache entry, if it is complete and its output still has it.

@@ -28,6 +28,10 @@ pub enum AbsoluteLinks {
     /// Point the link at the same path under the extraction root (`/usr/lib/x` from
     /// `usr/bin/y` becomes `../lib/x`).
     RelativeToRoot,
+    /// Keep every link target as written, absolute or leading out of the root: for trees whose
+    /// links are only resolved inside a sandbox (cached step outputs). Extraction never writes
+    /// through a link, so this cannot make it write outside the root.
+    Keep,
 }
 
 /// How to extract.
@@ -419,6 +423,9 @@ impl Writer<'_> {
     fn link_target(&self, name: &str, relative: &Path, target: &[u8]) -> Result<PathBuf> {
         let shown = String::from_utf8_lossy(target).into_owned();
         let target = Path::new(std::ffi::OsStr::from_bytes(target));
+        if self.options.absolute_links == AbsoluteLinks::Keep {
+            return Ok(target.to_path_buf());
+        }
         let depth = relative.components().count() - 1;
         let target = if target.is_absolute() {
             if self.options.absolute_links == AbsoluteLinks::Refuse {

@@ -11,6 +11,8 @@
 //! - [`recipe`] and [`lock`]: `kiln.toml` and `kiln.lock`.
 //! - [`build`]: the steps in dependency order, each cached by a key over its inputs, then the
 //!   images; [`cache`] is where entries live, [`tree`] the content digest of a tree.
+//! - [`remote_cache`]: the step cache shared between machines through an OCI registry
+//!   (`--cache-from`, `--cache-to`), every entry verified before use.
 //! - [`source`]: fetching into the cache, checked against pins.
 //! - [`extract`]: safe extraction of tar archives (gzip, xz, zstd, bzip2) and `.deb` packages
 //!   ([`deb`]).
@@ -46,6 +48,7 @@ pub mod machine_config;
 pub mod module;
 pub mod provenance;
 pub mod recipe;
+pub mod remote_cache;
 pub mod sandbox;
 pub mod sbom;
 mod signing;

@@ -293,7 +293,14 @@ fn run_build(
         notes.push(format!("{threads} compression thread(s)"));
     }
     let mut command = Command::new(&args[0]);
-    command.args(&args[1..]).current_dir(&dir).env("KILN_CACHE", &cache).env("HOME", &dir);
+    // From an empty cache, and never from a shared one: a pulled step proves nothing.
+    command
+        .args(&args[1..])
+        .current_dir(&dir)
+        .env("KILN_CACHE", &cache)
+        .env("HOME", &dir)
+        .env_remove("KILN_CACHE_FROM")
+        .env_remove("KILN_CACHE_TO");
     if let Some(tz) = perturbation.tz {
         command.env("TZ", tz);
         notes.push(format!("TZ={tz}"));

@@ -84,8 +84,10 @@ impl<'a> Remote<'a> {
         Ok((Descriptor::new(&media_type, digest, bytes.len() as u64), bytes))
     }
 
-    /// Fetches a blob and passes its bytes to `sink`, checking size and digest at the end.
-    fn blob(&self, descriptor: &Descriptor, sink: &mut dyn std::io::Write) -> Result<()> {
+    /// Fetches a blob and passes its bytes to `sink`, checking size and digest at the end (a
+    /// [`Error::DigestMismatch`] then; `sink` has seen every byte, so it must not be trusted
+    /// before this returns).
+    pub fn blob(&self, descriptor: &Descriptor, sink: &mut dyn std::io::Write) -> Result<()> {
         let url = self.client.url(&format!("{}/blobs/{}", self.repository, descriptor.digest));
         let response =
             self.client.send(Method::Get, &url, &self.scope(), &[], &RequestBody::Empty, Retry::Yes)?;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use kiln_builder::build::{self, BuildOptions};
 use kiln_builder::cache::Cache;
 use kiln_builder::recipe::Recipe;
+use kiln_builder::remote_cache::RemoteOptions;
 use kiln_builder::sandbox::Namespaces;
 use kiln_builder::source::FetchOptions;
 
@@ -27,6 +28,7 @@ pub(crate) fn run(args: BuildArgs) -> anyhow::Result<Exit> {
         fetch: fetch_options(args.sources),
         isolation: &Namespaces,
         threads,
+        remote: RemoteOptions { from: args.cache_from, to: args.cache_to },
     };
     let reporter = progress::BuildProgress::new();
     let built = build::build(&recipe, &options, &reporter)

@@ -18,6 +18,7 @@ mod modules;
 mod modules_sign;
 mod proxy;
 mod registry;
+mod remote_cache;
 mod reproducibility;
 mod sandbox;
 mod supply;

@@ -394,6 +394,12 @@ impl Registry {
         panic!("docker-registry did not start; see {}", dir.path().join("registry.log").display());
     }
 
+    /// Where the registry keeps a blob's bytes (to damage it on purpose).
+    pub(crate) fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+    }
+
     /// The test CA's certificate (for registries with TLS).
     pub(crate) fn ca_cert(&self) -> PathBuf {
         self.dir.path().join("ca.crt")

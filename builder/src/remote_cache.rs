@@ -1,0 +1,607 @@
+//! The step cache shared through an OCI registry (`kiln build --cache-from/--cache-to`), so a
+//! fleet of CI machines builds each step once, on the registry a team already runs.
+//!
+//! An entry is an OCI artifact in the cache repository, tagged `step-<key>` after the step's
+//! input key ([`crate::build`]): an image manifest with `artifactType`
+//! [`ARTIFACT_TYPE`], a config ([`CONFIG_MEDIA_TYPE`]: the format, the key and the digest of the
+//! step's output tree, canonical JSON) and one layer ([`TREE_MEDIA_TYPE`]: the output tree as
+//! tar, zstd). The tar is written like an image layer, with the build's epoch for every time,
+//! owner 0 and the tree's exact permission bits, so a reproducible step makes the same entry,
+//! byte for byte, on every machine: writers racing over one key put the same content.
+//!
+//! Reading (before a step would run, after the local cache missed): every location of
+//! `--cache-from`, then `--cache-to`, is asked for the tag. A found entry is used only when
+//! everything checks: manifest and blobs against their digests, the media types, the key in
+//! the config against the step's, the extracted tree (extraction that cannot leave its root)
+//! against the output digest in the config. Anything else — a truncated or altered blob, an
+//! entry of another key retagged, a tree that is not what its config says — rejects the entry
+//! ([`Event::Rejected`]) and the step runs. What cannot be detected is an entry that lies
+//! consistently (a config naming the key and a tree matching it, made by someone else): the
+//! trust in a shared cache is the trust in who may push to its repository, as with any remote
+//! cache.
+//!
+//! Writing (`--cache-to`): after a step is built, pulled or found locally, the entry is pushed
+//! unless the repository has one for the key. One already there with another output means the
+//! step is not reproducible ([`Event::Differs`]); the first entry stays. The tag is set after
+//! every blob is present, so no reader sees an incomplete entry; two writers that both found no
+//! entry both push, and the tag ends on one of two complete entries.
+//!
+//! The registry is an optimisation, never a reason for a build to fail: a registry that cannot
+//! be reached or refuses access is reported once ([`Event::Unavailable`]) and not asked again
+//! during the build. Without a location nothing touches the network.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use kiln_layers::compress::Compression;
+use kiln_layers::digest::Digest;
+use kiln_layers::oci::layout::{Layout, LayoutWriter};
+use kiln_layers::oci::media_type;
+use kiln_layers::oci::reference::Reference;
+use kiln_layers::oci::spec::{self, Descriptor, Manifest};
+use kiln_layers::pack::{self, LayerOptions};
+use kiln_registry::client::{Client, ClientOptions, RetryPolicy};
+use kiln_registry::pull::Remote;
+use kiln_registry::push::{self, PushOptions};
+use kiln_reproducible::{Epoch, ModePolicy, MtimePolicy, Owner, Policy};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Cache;
+
+/// The `artifactType` of a cache entry.
+pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.step.v1";
+/// The media type of an entry's config: its key and output digest.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.kiln.step.config.v1+json";
+/// The media type of an entry's layer: the step's output tree as tar, zstd-compressed.
+pub const TREE_MEDIA_TYPE: &str = "application/vnd.kiln.step.tree.v1.tar+zstd";
+
+/// The entry format this kiln reads and writes.
+const FORMAT: u32 = 1;
+/// Larger configs are not entries of this format.
+const MAX_CONFIG: u64 = 64 * 1024;
+const TREE_COMPRESSION: Compression = Compression::Zstd { level: 3 };
+
+/// The tag of the entry for a step key.
+pub fn tag(key: &str) -> String {
+    format!("step-{key}")
+}
+
+/// A repository holding cache entries: `[http://]REGISTRY/REPOSITORY` (`http://` for a registry
+/// speaking plain HTTP, on loopback or a lab network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Host and optional port.
+    pub registry: String,
+    /// Repository path.
+    pub repository: String,
+    /// Plain HTTP instead of HTTPS.
+    pub insecure_http: bool,
+}
+
+/// A location that is not `[http://]REGISTRY/REPOSITORY`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid cache location {value:?}: {reason}")]
+pub struct LocationError {
+    /// The text given.
+    pub value: String,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+impl FromStr for Location {
+    type Err = LocationError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let error = |reason| LocationError { value: value.to_owned(), reason };
+        let (rest, insecure_http) = match value.strip_prefix("http://") {
+            Some(rest) => (rest, true),
+            None => (value.strip_prefix("https://").unwrap_or(value), false),
+        };
+        let Some((registry, repository)) = rest.trim_end_matches('/').split_once('/') else {
+            return Err(error("expected [http://]REGISTRY/REPOSITORY, e.g. ghcr.io/org/kiln-cache"));
+        };
+        if !(registry.contains(['.', ':']) || registry == "localhost") {
+            return Err(error("start with the registry host, e.g. ghcr.io/org/kiln-cache"));
+        }
+        // The repository must name images of a layout (the entries are pushed from one).
+        if format!("{repository}:{}", tag(&"0".repeat(64))).parse::<Reference>().is_err() {
+            return Err(error("the repository must be lowercase path components"));
+        }
+        Ok(Location { registry: registry.to_owned(), repository: repository.to_owned(), insecure_http })
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.insecure_http { "http://" } else { "" };
+        write!(f, "{scheme}{}/{}", self.registry, self.repository)
+    }
+}
+
+/// Where a build looks steps up and where it shares them.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// Repositories to read entries from, in order.
+    pub from: Vec<Location>,
+    /// The repository to push entries to (also read, after `from`).
+    pub to: Option<Location>,
+}
+
+impl RemoteOptions {
+    /// Whether any location is configured.
+    pub fn is_empty(&self) -> bool {
+        self.from.is_empty() && self.to.is_none()
+    }
+}
+
+/// What the shared cache did for a step.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The step's outputs were pulled instead of building it.
+    Pulled {
+        /// `REGISTRY/REPOSITORY:TAG@DIGEST`.
+        entry: String,
+        /// Compressed bytes downloaded.
+        bytes: u64,
+        /// Seconds it took, extraction and checks included.
+        seconds: f64,
+    },
+    /// The step's outputs were pushed.
+    Pushed {
+        /// `REGISTRY/REPOSITORY:TAG@DIGEST`.
+        entry: String,
+        /// Compressed bytes uploaded (blobs the registry had are not counted).
+        bytes: u64,
+        /// Seconds it took, packing included.
+        seconds: f64,
+    },
+    /// An entry was not used; the step runs (or, when pushing, the entry is replaced).
+    Rejected {
+        /// The entry.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// The repository already holds an entry for the key with another output: the step did not
+    /// build reproducibly. The entry there stays.
+    Differs {
+        /// The entry.
+        entry: String,
+        /// Its output digest.
+        theirs: String,
+        /// This build's.
+        ours: String,
+    },
+    /// A registry could not be used; the build goes on without it.
+    Unavailable {
+        /// The location.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The locations of a build and the clients talking to them.
+pub(crate) struct Shared {
+    endpoints: Vec<Endpoint>,
+    /// Index of the `--cache-to` location in `endpoints`.
+    to: Option<usize>,
+    threads: NonZeroUsize,
+}
+
+struct Endpoint {
+    location: Location,
+    /// `None` until first used; set to unusable after an [`Event::Unavailable`].
+    client: Option<Client>,
+    unavailable: bool,
+}
+
+/// What a lookup found under a key's tag.
+enum Found {
+    Missing,
+    Entry { manifest: Box<Manifest>, digest: Digest, output: String },
+}
+
+/// An entry this build pushed.
+struct Uploaded {
+    entry: String,
+    bytes: u64,
+    seconds: f64,
+}
+
+/// Why a lookup or transfer failed.
+enum Failure {
+    /// The entry is not usable.
+    Rejected(String),
+    /// The registry is not.
+    Unavailable(String),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryConfig {
+    format: u32,
+    key: String,
+    output: String,
+}
+
+impl Shared {
+    /// The shared cache for `options`, or `None` without locations.
+    pub(crate) fn new(options: &RemoteOptions, threads: NonZeroUsize) -> Option<Shared> {
+        if options.is_empty() {
+            return None;
+        }
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        for location in options.from.iter().chain(&options.to) {
+            if !endpoints.iter().any(|e| e.location == *location) {
+                endpoints.push(Endpoint { location: location.clone(), client: None, unavailable: false });
+            }
+        }
+        let to = options.to.as_ref().and_then(|to| endpoints.iter().position(|e| e.location == *to));
+        Some(Shared { endpoints, to, threads })
+    }
+
+    /// Looks `key` up in every location in turn and, at the first usable entry, makes it the
+    /// cache entry `entry` of `cache`. Returns the entry's reference, or `None` when no location
+    /// had a usable one.
+    pub(crate) fn pull(
+        &mut self,
+        key: &str,
+        cache: &Cache,
+        entry: &Path,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Option<String> {
+        for index in 0..self.endpoints.len() {
+            if !self.connect(index, on_event) {
+                continue;
+            }
+            let endpoint = &self.endpoints[index];
+            let (Some(client), location) = (&endpoint.client, &endpoint.location) else { continue };
+            let started = Instant::now();
+            let remote = Remote::new(client, &location.repository);
+            let result = lookup(&remote, key).and_then(|found| match found {
+                Found::Missing => Ok(None),
+                Found::Entry { manifest, digest, output } => {
+                    let reference = reference(location, key, &digest);
+                    match fetch(&remote, &manifest, key, &output, cache, entry, &reference) {
+                        Ok(bytes) => Ok(Some((reference, bytes))),
+                        Err(Failure::Rejected(reason)) => {
+                            on_event(Event::Rejected { entry: reference, reason });
+                            Ok(None)
+                        }
+                        Err(failure) => Err(failure),
+                    }
+                }
+            });
+            match result {
+                Ok(Some((reference, bytes))) => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    on_event(Event::Pulled { entry: reference.clone(), bytes, seconds });
+                    return Some(reference);
+                }
+                Ok(None) => {}
+                Err(Failure::Rejected(reason)) => {
+                    on_event(Event::Rejected { entry: tagged(location, key), reason })
+                }
+                Err(Failure::Unavailable(reason)) => self.unavailable(index, reason, on_event),
+            }
+        }
+        None
+    }
+
+    /// Pushes the cache entry `entry` (made for `key`, with output digest `output`) to the
+    /// `--cache-to` location unless an entry for `key` is there. Returns the entry's reference
+    /// when this build pushed it.
+    pub(crate) fn push(
+        &mut self,
+        key: &str,
+        output: &str,
+        entry: &Path,
+        cache: &Cache,
+        epoch: Epoch,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Option<String> {
+        let index = self.to?;
+        if !self.connect(index, on_event) {
+            return None;
+        }
+        let endpoint = &self.endpoints[index];
+        let (client, location) = (endpoint.client.as_ref()?, &endpoint.location);
+        let remote = Remote::new(client, &location.repository);
+        let result = match lookup(&remote, key) {
+            Ok(Found::Entry { digest, output: theirs, .. }) => {
+                if theirs != output {
+                    let entry = reference(location, key, &digest);
+                    on_event(Event::Differs { entry, theirs, ours: output.to_owned() });
+                }
+                return None;
+            }
+            Ok(Found::Missing) => upload(client, location, key, output, entry, cache, epoch, self.threads),
+            Err(Failure::Rejected(reason)) => {
+                on_event(Event::Rejected { entry: tagged(location, key), reason });
+                upload(client, location, key, output, entry, cache, epoch, self.threads)
+            }
+            Err(failure) => Err(failure),
+        };
+        match result {
+            Ok(uploaded) => {
+                // Another machine may have tagged its entry meanwhile: the tag is then on a
+                // complete entry of the same key, the same one if the step is reproducible.
+                if let Ok(Found::Entry { digest, output: theirs, .. }) = lookup(&remote, key)
+                    && theirs != output
+                {
+                    let entry = reference(location, key, &digest);
+                    on_event(Event::Differs { entry, theirs, ours: output.to_owned() });
+                }
+                let Uploaded { entry, bytes, seconds } = uploaded;
+                on_event(Event::Pushed { entry: entry.clone(), bytes, seconds });
+                Some(entry)
+            }
+            Err(Failure::Rejected(reason) | Failure::Unavailable(reason)) => {
+                self.unavailable(index, reason, on_event);
+                None
+            }
+        }
+    }
+
+    /// Makes the client for location `index` on first use; false once it is unavailable.
+    fn connect(&mut self, index: usize, on_event: &mut dyn FnMut(Event)) -> bool {
+        let endpoint = &mut self.endpoints[index];
+        if endpoint.unavailable {
+            return false;
+        }
+        if endpoint.client.is_some() {
+            return true;
+        }
+        let options = ClientOptions {
+            insecure_http: endpoint.location.insecure_http,
+            // A cache that does not answer is not worth a long wait on every step.
+            retry: RetryPolicy {
+                attempts: 3,
+                first_backoff: Duration::from_millis(250),
+                max_backoff: Duration::from_secs(5),
+            },
+            ..ClientOptions::default()
+        };
+        match Client::new(&endpoint.location.registry, &options) {
+            Ok(client) => {
+                endpoint.client = Some(client);
+                true
+            }
+            Err(error) => {
+                self.unavailable(index, explain(&error), on_event);
+                false
+            }
+        }
+    }
+
+    fn unavailable(&mut self, index: usize, reason: String, on_event: &mut dyn FnMut(Event)) {
+        let endpoint = &mut self.endpoints[index];
+        endpoint.unavailable = true;
+        on_event(Event::Unavailable { location: endpoint.location.to_string(), reason });
+    }
+}
+
+/// `REGISTRY/REPOSITORY:TAG` of the entry for `key`.
+fn tagged(location: &Location, key: &str) -> String {
+    format!("{}/{}:{}", location.registry, location.repository, tag(key))
+}
+
+/// `REGISTRY/REPOSITORY:TAG@DIGEST` of an entry for `key`.
+fn reference(location: &Location, key: &str, digest: &Digest) -> String {
+    format!("{}@{digest}", tagged(location, key))
+}
+
+/// An error's message with its causes, and the registry crate's hint where it has one.
+fn explain(error: &kiln_registry::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if let Some(hint) = error.hint() {
+        text.push_str(&format!(" ({hint})"));
+    }
+    text
+}
+
+/// A registry error while reading an entry: the entry's fault or the registry's.
+fn failure(error: &kiln_registry::Error) -> Failure {
+    match error {
+        kiln_registry::Error::DigestMismatch { .. } | kiln_registry::Error::Protocol { .. } => {
+            Failure::Rejected(explain(error))
+        }
+        kiln_registry::Error::Status { status: 404, .. } => Failure::Rejected(explain(error)),
+        _ => Failure::Unavailable(explain(error)),
+    }
+}
+
+/// What the tag for `key` holds: its manifest and the config's output digest, checked to be an
+/// entry of this format for this key.
+fn lookup(remote: &Remote<'_>, key: &str) -> Result<Found, Failure> {
+    let (descriptor, bytes) = match remote.manifest_bytes(&tag(key)) {
+        Ok(found) => found,
+        Err(kiln_registry::Error::Status { status: 404, .. }) => return Ok(Found::Missing),
+        Err(error) => return Err(failure(&error)),
+    };
+    let reject = |reason: String| Failure::Rejected(reason);
+    if descriptor.media_type != media_type::IMAGE_MANIFEST {
+        return Err(reject(format!("a {} is not a cache entry", descriptor.media_type)));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| reject(format!("not an image manifest: {e}")))?;
+    if manifest.artifact_type.as_deref() != Some(ARTIFACT_TYPE)
+        || manifest.config.media_type != CONFIG_MEDIA_TYPE
+        || manifest.layers.len() != 1
+        || manifest.layers[0].media_type != TREE_MEDIA_TYPE
+    {
+        return Err(reject(format!(
+            "not a kiln step entry (artifact type {}, config {}, {} layers)",
+            manifest.artifact_type.as_deref().unwrap_or("none"),
+            manifest.config.media_type,
+            manifest.layers.len()
+        )));
+    }
+    if manifest.config.size > MAX_CONFIG {
+        return Err(reject(format!("a config of {} bytes is not an entry's", manifest.config.size)));
+    }
+    let mut config = Vec::new();
+    remote.blob(&manifest.config, &mut config).map_err(|e| failure(&e))?;
+    let config: EntryConfig =
+        serde_json::from_slice(&config).map_err(|e| reject(format!("its config is not an entry's: {e}")))?;
+    if config.format != FORMAT {
+        return Err(reject(format!("entry format {} (this kiln reads {FORMAT})", config.format)));
+    }
+    if config.key != key {
+        return Err(reject(format!("it is the entry of another step (key {})", config.key)));
+    }
+    Ok(Found::Entry { manifest: Box::new(manifest), digest: descriptor.digest, output: config.output })
+}
+
+/// Downloads and checks an entry's tree, then makes it the cache entry `entry`. Returns the
+/// bytes downloaded.
+fn fetch(
+    remote: &Remote<'_>,
+    manifest: &Manifest,
+    key: &str,
+    output: &str,
+    cache: &Cache,
+    entry: &Path,
+    reference: &str,
+) -> Result<u64, Failure> {
+    let local = |what: &str, error: &dyn std::fmt::Display| Failure::Unavailable(format!("{what}: {error}"));
+    let work = cache.temp_dir().map_err(|e| local("cannot make a work directory", &e))?;
+    let layer = &manifest.layers[0];
+    let archive = work.path().join("tree.tar.zst");
+    {
+        let file = File::create(&archive).map_err(|e| local("cannot store the entry", &e))?;
+        let mut sink = BufWriter::new(file);
+        remote.blob(layer, &mut sink).map_err(|e| failure(&e))?;
+        sink.flush().map_err(|e| local("cannot store the entry", &e))?;
+    }
+    let out = work.path().join("out");
+    fs::create_dir(&out).map_err(|e| local("cannot make a work directory", &e))?;
+    let file = File::open(&archive).map_err(|e| local("cannot read the entry back", &e))?;
+    let options = crate::extract::Options {
+        absolute_links: crate::extract::AbsoluteLinks::Keep,
+        strip_components: 0,
+        whiteouts: false,
+    };
+    crate::extract::extract_tar(&archive, BufReader::with_capacity(1 << 20, file), &out, options)
+        .map_err(|e| Failure::Rejected(format!("its tree cannot be extracted: {e}")))?;
+    fs::remove_file(&archive).map_err(|e| local("cannot remove the downloaded tree", &e))?;
+    let actual = crate::tree::digest(&out).map_err(|e| local("cannot read the extracted tree", &e))?;
+    if actual != output {
+        return Err(Failure::Rejected(format!("its tree has digest {actual}, its config says {output}")));
+    }
+    let log = work.path().join("log");
+    fs::write(&log, format!("pulled from {reference}\n")).map_err(|e| local("cannot write the entry", &e))?;
+    crate::build::write_meta(work.path(), key, output).map_err(|e| local("cannot write the entry", &e))?;
+    let staged = work.keep();
+    fs::rename(&staged, entry).map_err(|e| local("cannot move the entry into the cache", &e))?;
+    Ok(layer.size)
+}
+
+/// Packs the cache entry `entry` as an OCI artifact in a layout and pushes it, tag last.
+#[allow(clippy::too_many_arguments)]
+fn upload(
+    client: &Client,
+    location: &Location,
+    key: &str,
+    output: &str,
+    entry: &Path,
+    cache: &Cache,
+    epoch: Epoch,
+    threads: NonZeroUsize,
+) -> Result<Uploaded, Failure> {
+    let started = Instant::now();
+    let local =
+        |error: &dyn std::fmt::Display| Failure::Unavailable(format!("cannot pack the entry: {error}"));
+    let work = cache.temp_dir().map_err(|e| local(&e))?;
+    let layout_path = work.path().join("layout");
+    let mut layout = LayoutWriter::create_or_update(&layout_path).map_err(|e| local(&e))?;
+    let policy =
+        Policy { epoch, mtime: MtimePolicy::Set, owner: Owner::default(), modes: ModePolicy::Preserve };
+    let blob = layout.blob().map_err(|e| local(&e))?;
+    let options = LayerOptions { policy, compression: TREE_COMPRESSION, threads };
+    let layer =
+        pack::write_layer(&entry.join("out"), blob, &options, &pack::Silent).map_err(|e| local(&e))?;
+    let tree = Descriptor::new(TREE_MEDIA_TYPE, layer.descriptor.digest, layer.descriptor.size);
+    let config = EntryConfig { format: FORMAT, key: key.to_owned(), output: output.to_owned() };
+    let config = kiln_reproducible::json::to_vec(&config).map_err(|e| local(&e))?;
+    let config = layout.put_document(CONFIG_MEDIA_TYPE, &config).map_err(|e| local(&e))?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: media_type::IMAGE_MANIFEST.into(),
+        artifact_type: Some(ARTIFACT_TYPE.into()),
+        config,
+        layers: vec![tree],
+        subject: None,
+        annotations: Default::default(),
+    };
+    let bytes = spec::encode("cache entry", &manifest).map_err(|e| local(&e))?;
+    let descriptor = layout.put_document(media_type::IMAGE_MANIFEST, &bytes).map_err(|e| local(&e))?;
+    let name = format!("{}:{}", location.repository, tag(key));
+    let layout_name: Reference = name.parse().map_err(|e| local(&e))?;
+    layout.set(&layout_name, descriptor.clone());
+    layout.commit().map_err(|e| local(&e))?;
+    let layout = Layout::open(&layout_path).map_err(|e| local(&e))?;
+    let options = PushOptions { prefix: String::new(), images: vec![name], extra_tags: Vec::new(), jobs: 2 };
+    let pushed = push::push(client, &layout, &options, &push::Silent).map_err(|e| failure(&e))?;
+    Ok(Uploaded {
+        entry: reference(location, key, &descriptor.digest),
+        bytes: pushed.iter().map(|p| p.uploaded_bytes).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        let plain: Location = "http://127.0.0.1:5000/kiln/cache/".parse().unwrap();
+        assert_eq!(
+            plain,
+            Location {
+                registry: "127.0.0.1:5000".into(),
+                repository: "kiln/cache".into(),
+                insecure_http: true
+            }
+        );
+        assert_eq!(plain.to_string(), "http://127.0.0.1:5000/kiln/cache");
+        let tls: Location = "ghcr.io/org/kiln-cache".parse().unwrap();
+        assert!(!tls.insecure_http);
+        assert_eq!(tls.to_string(), "ghcr.io/org/kiln-cache");
+        assert_eq!("https://ghcr.io/org/c".parse::<Location>().unwrap().repository, "org/c");
+        for bad in ["ghcr.io", "org/cache", "ghcr.io/Org/cache", "http://ghcr.io/", "ghcr.io/a//b"] {
+            assert!(bad.parse::<Location>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn entry_config_is_canonical_and_strict() {
+        let config = EntryConfig { format: FORMAT, key: "k".into(), output: "o".into() };
+        let bytes = kiln_reproducible::json::to_vec(&config).unwrap();
+        assert_eq!(bytes, br#"{"format":1,"key":"k","output":"o"}"#);
+        assert!(serde_json::from_slice::<EntryConfig>(br#"{"format":1,"key":"k"}"#).is_err());
+        assert!(
+            serde_json::from_slice::<EntryConfig>(br#"{"format":1,"key":"k","output":"o","x":1}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn tags_fit_the_distribution_grammar() {
+        let key = "a".repeat(64);
+        let tag = tag(&key);
+        assert!(tag.len() <= 128);
+        assert!(format!("kiln/cache:{tag}").parse::<Reference>().is_ok());
+    }
+}
