@@ -55,7 +55,11 @@ fn build(recipe: &Path, cache: &Path, extra: &[&str]) -> Output {
 }
 
 fn build_command(recipe: &Path, cache: &Path, extra: &[&str]) -> Command {
-    let mut command = support::kiln();
+    build_command_from(support::kiln(), recipe, cache, extra)
+}
+
+/// `command` (kiln, perhaps with a credentials store) building as [`build`] does.
+fn build_command_from(mut command: Command, recipe: &Path, cache: &Path, extra: &[&str]) -> Command {
     command
         .env("KILN_CACHE", cache)
         .env_remove("SOURCE_DATE_EPOCH")
@@ -294,6 +298,46 @@ fn concurrent_builds_of_one_key_on_two_machines_both_succeed() {
     let (third, log) = built(&build(&slow, &work.path().join("three"), &["--cache-from", &location]));
     assert!(third["steps"].as_array().unwrap().iter().all(|s| s["pulled"].is_string()), "{log}");
     assert_eq!(images(&third), images(&reports[0].0));
+}
+
+#[test]
+fn a_cache_behind_token_auth_is_used_with_the_credentials_of_kiln_push() {
+    let (user, password) = ("ci", "cache-secret");
+    let work = support::tempdir();
+    let tokens = crate::token_server::TokenServer::start(work.path(), user, password, 0);
+    let access =
+        support::Access::Token { realm: tokens.realm.clone(), certificate: tokens.certificate.clone() };
+    let Some(registry) = Registry::start_with(&access) else { return };
+    let location = format!("http://{}/kiln/cache", registry.address);
+    let quick = recipe(work.path(), "kiln", 0);
+    let auths = json!({ registry.address.clone(): { "username": user, "password": password } });
+    let with_credentials = || support::kiln_with_credentials(&work.path().join("docker"), &auths);
+
+    let (first, log) = built(
+        &build_command_from(with_credentials(), &quick, &work.path().join("a"), &["--cache-to", &location])
+            .output()
+            .unwrap(),
+    );
+    assert!(first["steps"].as_array().unwrap().iter().all(|s| s["pushed"].is_string()), "{log}");
+    let (second, log) = built(
+        &build_command_from(with_credentials(), &quick, &work.path().join("b"), &["--cache-from", &location])
+            .output()
+            .unwrap(),
+    );
+    assert!(second["steps"].as_array().unwrap().iter().all(|s| s["pulled"].is_string()), "{log}");
+    assert!(tokens.log.lock().unwrap().iter().all(|(_, granted)| *granted));
+
+    // Without credentials the registry refuses: said once, and the steps are built.
+    let anonymous = support::kiln_with_credentials(&work.path().join("nobody"), &json!({}));
+    let (third, log) = built(
+        &build_command_from(anonymous, &quick, &work.path().join("c"), &["--cache-from", &location])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(log.matches("is not used for the rest of the build").count(), 1, "{log}");
+    assert!(log.contains("refused access"), "{log}");
+    assert!(third["steps"].as_array().unwrap().iter().all(|s| s["cached"] == false));
+    assert_eq!(images(&third), images(&first));
 }
 
 #[test]
