@@ -55,6 +55,9 @@ enum Mode {
     /// Start it in the background and answer [`ProbeFailure::Pending`] until it has finished
     /// (a first pass over the tree).
     Collect(Background),
+    /// Run it, unless a collecting pass started it: then take its output once it has run (the
+    /// pass after a collecting one, which so need not wait for every background command).
+    Follow(Background),
 }
 
 impl Probes {
@@ -96,6 +99,21 @@ impl Probes {
         }
     }
 
+    /// Runs the commands a collecting copy started as this one's own, taking each output when it
+    /// is asked for (and waiting only for that command), until [`Probes::settle`].
+    pub(crate) fn follow(&mut self, collected: &Probes) {
+        if let (Mode::Live, Mode::Collect(background)) = (&self.mode, &collected.mode) {
+            self.mode = Mode::Follow(background.clone());
+        }
+    }
+
+    /// Ends [`Probes::follow`]: commands not recorded yet are run again.
+    pub(crate) fn settle(&mut self) {
+        if let Mode::Follow(_) = self.mode {
+            self.mode = Mode::Live;
+        }
+    }
+
     /// Runs `commands` that are not recorded yet at once, in a scratch directory with exactly
     /// `variables` as their environment, and records the outputs of those that could be run.
     fn prefetch(
@@ -110,6 +128,14 @@ impl Probes {
         }
         self.adopt(&collecting);
         Ok(())
+    }
+
+    /// While collecting: whether each of `commands` started in the background has finished.
+    pub(crate) fn finished(&self, commands: &[String]) -> bool {
+        match &self.mode {
+            Mode::Collect(background) => background.finished(commands),
+            _ => true,
+        }
     }
 
     /// While collecting: waits until each of `commands` started in the background has finished.
@@ -153,6 +179,10 @@ impl Probes {
             Mode::Live => execute(command, variables, dir).map_err(ProbeFailure::Spawn)?,
             Mode::Replay => return Err(ProbeFailure::NotRecorded),
             Mode::Collect(background) => return background.answer(command),
+            Mode::Follow(background) => match background.take(command) {
+                Some(result) => result.map_err(ProbeFailure::Spawn)?,
+                None => execute(command, variables, dir).map_err(ProbeFailure::Spawn)?,
+            },
         };
         self.outputs.insert(command.to_owned(), output.clone());
         Ok(output)
@@ -265,10 +295,7 @@ impl Background {
         let shared = &self.0.shared;
         let mut queue = shared.lock();
         match queue.results.get(command) {
-            Some(Some(Ok(output))) => Ok(output.clone()),
-            Some(Some(Err(error))) => {
-                Err(ProbeFailure::Spawn(std::io::Error::new(error.kind(), error.to_string())))
-            }
+            Some(Some(result)) => copy(result).map_err(ProbeFailure::Spawn),
             Some(None) => Err(ProbeFailure::Pending),
             None => {
                 queue.results.insert(command.to_owned(), None);
@@ -277,6 +304,37 @@ impl Background {
                 Err(ProbeFailure::Pending)
             }
         }
+    }
+
+    /// The output of `command` if it was queued: at once if it has run, after it has if it is
+    /// running; one not started yet is taken from the queue and run here. `None` for a command
+    /// never queued.
+    fn take(&self, command: &str) -> Option<std::io::Result<String>> {
+        let shared = &self.0.shared;
+        let mut queue = shared.lock();
+        loop {
+            match queue.results.get(command) {
+                None => return None,
+                Some(Some(result)) => return Some(copy(result)),
+                Some(None) => {}
+            }
+            if let Some(position) = queue.waiting.iter().position(|c| c == command) {
+                queue.waiting.remove(position);
+                drop(queue);
+                let result = execute(command, &shared.variables, &shared.dir);
+                let mut queue = shared.lock();
+                queue.results.insert(command.to_owned(), Some(copy(&result)));
+                shared.changed.notify_all();
+                return Some(result);
+            }
+            queue = shared.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Whether each of `commands` that was queued has run.
+    fn finished(&self, commands: &[String]) -> bool {
+        let queue = self.0.shared.lock();
+        commands.iter().all(|command| !matches!(queue.results.get(command), Some(None)))
     }
 
     /// Waits until each of `commands` that was queued has run, moving those not started yet to
@@ -304,6 +362,14 @@ impl Background {
             _ => None,
         });
         outputs.collect()
+    }
+}
+
+/// A copy of a command's result (an I/O error is not `Clone`).
+fn copy(result: &std::io::Result<String>) -> std::io::Result<String> {
+    match result {
+        Ok(output) => Ok(output.clone()),
+        Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::environment::{self, Environment};
 use crate::error::LoadError;
@@ -19,11 +20,41 @@ pub(crate) enum Flavor {
     Append,
 }
 
+#[derive(Clone)]
 struct Variable {
     value: Expansion,
     recursive: bool,
     expanding: usize,
+    /// While probes are collected, a `:=` whose value holds placeholders: expanded again at
+    /// each use, as it would have been where it was assigned, until its probes have run.
+    deferred: Option<Rc<Deferred>>,
 }
+
+/// The variables by name; shared by the snapshots deferred work keeps, copied on write.
+type Variables = Rc<HashMap<String, Variable>>;
+
+/// What a deferred expansion is made from again: its text and the variables as they were.
+struct Deferred {
+    source: String,
+    variables: Variables,
+}
+
+/// While probes are collected, a call whose command was built from placeholders: made again
+/// once the probes it waits for have run, so the command it builds then starts early.
+struct Retry {
+    clause: String,
+    args: Vec<Expansion>,
+    variables: Variables,
+    file: PathBuf,
+    line: usize,
+    pending: Vec<String>,
+    /// How many times it was made again before: a call that keeps being blocked (by output
+    /// that cannot change, such as a caller's argument) is given up on.
+    round: u32,
+}
+
+/// Rounds a blocked call is made again at most; the Linux tree needs three.
+const RETRY_ROUNDS: u32 = 8;
 
 /// The output a probe still running in the background stands for while probes are collected:
 /// a word every use of a probe accepts.
@@ -63,7 +94,11 @@ const MAX_ARGUMENTS: usize = 16;
 
 /// Expands macros while a tree is read; knows the current file and line for errors.
 pub(crate) struct Preprocessor<'e> {
-    variables: HashMap<String, Variable>,
+    variables: Variables,
+    /// Calls to make again (only while probes are collected).
+    retries: Vec<Retry>,
+    /// The round of the call being made again, if one is.
+    retry_round: u32,
     environment: &'e mut Environment,
     scratch: PathBuf,
     pub(crate) file: PathBuf,
@@ -75,7 +110,9 @@ pub(crate) struct Preprocessor<'e> {
 impl<'e> Preprocessor<'e> {
     pub(crate) fn new(environment: &'e mut Environment, scratch: &Path) -> Preprocessor<'e> {
         Preprocessor {
-            variables: HashMap::new(),
+            variables: Rc::new(HashMap::new()),
+            retries: Vec::new(),
+            retry_round: 0,
             environment,
             scratch: scratch.to_owned(),
             file: PathBuf::new(),
@@ -95,20 +132,32 @@ impl<'e> Preprocessor<'e> {
             (None, Flavor::Append) | (_, Flavor::Recursive) => (true, false),
             (_, Flavor::Simple) => (false, false),
         };
+        let mut deferred = None;
         let value = if recursive {
             Expansion::plain(value.to_owned())
-        } else {
-            // Expanded once: what it holds must be real output, not placeholders.
+        } else if append {
+            // Appended to what the variable holds now: both must be real output.
+            self.settle(name)?;
             let mut expansion = [self.expand_string(value, &[])?];
             let mut waited = BTreeSet::new();
-            while self.redo(&mut expansion, &[value], &[], &mut waited)? {}
+            while self.redo(&mut expansion, &[value], &mut waited)? {}
             let [expansion] = expansion;
             expansion
+        } else {
+            let expansion = self.expand_string(value, &[])?;
+            if !expansion.pending.is_empty() {
+                deferred = Some(Rc::new(Deferred {
+                    source: value.to_owned(),
+                    variables: Rc::clone(&self.variables),
+                }));
+            }
+            expansion
         };
-        let variable = self.variables.entry(name.to_owned()).or_insert(Variable {
+        let variable = Rc::make_mut(&mut self.variables).entry(name.to_owned()).or_insert(Variable {
             value: Expansion::default(),
             recursive,
             expanding: 0,
+            deferred: None,
         });
         variable.recursive = recursive;
         if append {
@@ -116,8 +165,52 @@ impl<'e> Preprocessor<'e> {
             variable.value.push(&value);
         } else {
             variable.value = value;
+            variable.deferred = deferred;
         }
         Ok(())
+    }
+
+    /// Waits until a deferred variable's probes have run and gives it its real value.
+    fn settle(&mut self, name: &str) -> Result<(), LoadError> {
+        let mut waited = BTreeSet::new();
+        while self.variables.get(name).is_some_and(|v| v.deferred.is_some()) {
+            let Some(value) = self.expand_variable(name, &[])? else { break };
+            let fresh: Vec<String> = value.pending.iter().filter(|c| !waited.contains(*c)).cloned().collect();
+            if fresh.is_empty() {
+                break;
+            }
+            self.environment.probes().wait(&fresh);
+            waited.extend(fresh);
+        }
+        Ok(())
+    }
+
+    /// While probes are collected: makes again the calls whose probes have run (all of them
+    /// when `wait`, after waiting), so the commands they build start as early as they can.
+    pub(crate) fn retry(&mut self, wait: bool) {
+        while !self.retries.is_empty() {
+            let retries = std::mem::take(&mut self.retries);
+            let (ready, later): (Vec<Retry>, Vec<Retry>) = if wait {
+                let pending: Vec<String> = retries.iter().flat_map(|r| r.pending.iter().cloned()).collect();
+                self.environment.probes().wait(&pending);
+                (retries, Vec::new())
+            } else {
+                retries.into_iter().partition(|r| self.environment.probes().finished(&r.pending))
+            };
+            self.retries = later;
+            if ready.is_empty() {
+                return;
+            }
+            let (file, line) = (self.file.clone(), self.line);
+            for retry in ready.into_iter().filter(|retry| retry.round < RETRY_ROUNDS) {
+                let current = std::mem::replace(&mut self.variables, retry.variables);
+                (self.file, self.line, self.retry_round) = (retry.file, retry.line, retry.round + 1);
+                // Only the probes it starts count; an error shows again in the real pass.
+                let _ = self.eval_clause(&retry.clause, &retry.args);
+                self.variables = current;
+            }
+            (self.file, self.line, self.retry_round) = (file, line, 0);
+        }
     }
 
     /// Expands every reference in `input`.
@@ -218,13 +311,21 @@ impl<'e> Preprocessor<'e> {
         for part in &parts[1..] {
             call_args.push(self.expand_string(part, args)?);
         }
-        let mut waited = BTreeSet::new();
-        loop {
-            let value = self.call(&name.text, &call_args)?;
-            if !(value.blocked && self.redo(&mut call_args, &parts[1..], args, &mut waited)?) {
-                return Ok(value.depending_on(&name));
-            }
+        let value = self.call(&name.text, &call_args)?;
+        // A command built from placeholders: made again once its probes have run, here if
+        // what it is built from can be expanded again here (not from the caller's arguments).
+        if value.blocked && args.iter().all(|arg| arg.pending.is_empty()) {
+            self.retries.push(Retry {
+                clause: clause.to_owned(),
+                args: args.to_vec(),
+                variables: Rc::clone(&self.variables),
+                file: self.file.clone(),
+                line: self.line,
+                pending: value.pending.clone(),
+                round: self.retry_round,
+            });
         }
+        Ok(value.depending_on(&name))
     }
 
     /// A variable, a built-in function or the environment.
@@ -251,7 +352,6 @@ impl<'e> Preprocessor<'e> {
         &mut self,
         expansions: &mut [Expansion],
         sources: &[&str],
-        args: &[Expansion],
         waited: &mut BTreeSet<String>,
     ) -> Result<bool, LoadError> {
         let fresh: Vec<String> =
@@ -262,13 +362,26 @@ impl<'e> Preprocessor<'e> {
         self.environment.probes().wait(&fresh);
         waited.extend(fresh);
         for (expansion, source) in expansions.iter_mut().zip(sources) {
-            *expansion = self.expand_string(source, args)?;
+            *expansion = self.expand_string(source, &[])?;
         }
         Ok(true)
     }
 
     fn expand_variable(&mut self, name: &str, args: &[Expansion]) -> Result<Option<Expansion>, LoadError> {
-        let Some(variable) = self.variables.get_mut(name) else { return Ok(None) };
+        if let Some(deferred) = self.variables.get(name).and_then(|v| v.deferred.clone()) {
+            let current = std::mem::replace(&mut self.variables, Rc::clone(&deferred.variables));
+            let result = self.expand_string(&deferred.source, &[]);
+            self.variables = current;
+            let value = result?;
+            if value.pending.is_empty()
+                && let Some(variable) = Rc::make_mut(&mut self.variables).get_mut(name)
+            {
+                variable.value = value.clone();
+                variable.deferred = None;
+            }
+            return Ok(Some(value));
+        }
+        let Some(variable) = Rc::make_mut(&mut self.variables).get_mut(name) else { return Ok(None) };
         if args.is_empty() && variable.expanding > 0 {
             return Err(self.error(format!("Recursive variable '{name}' references itself (eventually)")));
         }
@@ -278,7 +391,7 @@ impl<'e> Preprocessor<'e> {
         variable.expanding += 1;
         let (value, recursive) = (variable.value.clone(), variable.recursive);
         let result = if recursive { self.expand_string(&value.text, args) } else { Ok(value) };
-        if let Some(variable) = self.variables.get_mut(name) {
+        if let Some(variable) = Rc::make_mut(&mut self.variables).get_mut(name) {
             variable.expanding -= 1;
         }
         result.map(Some)

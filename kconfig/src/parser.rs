@@ -35,6 +35,7 @@ pub(crate) fn parse(srctree: &Path, top: &Path, environment: &mut Environment) -
         });
     }
     parser.finish_entry()?;
+    parser.macros.retry(true);
     if parser.tree.menus[0].prompt.is_none() {
         let root_location = parser.tree.menus[0].location.clone();
         parser.entry = Some(ROOT);
@@ -96,6 +97,8 @@ impl Parser<'_> {
             }
         };
         self.includes.push(name.to_owned());
+        // While probes are collected, calls whose probes have run start their commands now.
+        self.macros.retry(false);
         let saved = (std::mem::replace(&mut self.macros.file, PathBuf::from(name)), self.macros.line);
         let lines: Vec<&str> = text.split('\n').collect();
         let mut index = 0;

@@ -161,20 +161,23 @@ impl Tree {
     /// Like [`Tree::load`] with another top-level file (relative to `srctree`).
     ///
     /// With live probes the tree is read twice. The first pass starts each probe in the
-    /// background as it meets it and reads on with a placeholder for its output; it waits only
-    /// where a `:=` variable takes a probe's output or a command is built from a probe still
-    /// running, so nothing built from a placeholder is run. The real pass then finds every
-    /// output ready.
+    /// background as it meets it and reads on with a placeholder for its output, never waiting:
+    /// a `:=` variable that takes a running probe's output is expanded again where it is used,
+    /// as it would have been where it was assigned, and a call whose command would be built
+    /// from a placeholder is not run but made again once the probes it needs have run, so
+    /// nothing built from a placeholder is ever run. The real pass takes each output as it
+    /// needs it, waiting only for a probe still running.
     pub fn load_file(srctree: &Path, top: &Path, environment: &Environment) -> Result<Tree, LoadError> {
         let mut environment = environment.clone();
         if environment.probes().is_live() {
             let collecting = environment.probes().collecting(environment.variables())?;
             let mut first = environment.with_probes(collecting);
             if parser::parse(srctree, top, &mut first).is_ok() {
-                environment.probes_mut().adopt(first.probes());
+                environment.probes_mut().follow(first.probes());
             }
         }
         let mut tree = parser::parse(srctree, top, &mut environment)?;
+        environment.probes_mut().settle();
         tree.probes = environment.probes().asked_only();
         tree.finalize();
         Ok(tree)
@@ -419,5 +422,28 @@ config C
         let recorded: Vec<&String> = tree.probes().outputs().keys().collect();
         assert_eq!(recorded.len(), 5, "{recorded:?}");
         assert!(tree.probes().outputs().values().all(|output| output != "n"), "{recorded:?}");
+    }
+
+    /// `first` waits (up to 5 s) for `second` to have run: it sees it only if the first pass
+    /// started `second` without waiting for `first`, whose value a `:=` takes, to finish.
+    const OVERLAPPING_PROBES: &str = "\
+first := $(shell,for i in `seq 500`; do [ -e \"$DIR/second\" ] && break; sleep 0.01; done; [ -e \"$DIR/second\" ] && echo overlapped || echo alone)
+second := $(shell,touch \"$DIR/second\"; echo second)
+config A
+\tstring
+\tdefault \"$(first) $(second)\"
+";
+
+    #[test]
+    fn a_simple_variable_does_not_hold_up_the_probes_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Kconfig"), OVERLAPPING_PROBES).unwrap();
+        let variables = BTreeMap::from([
+            ("DIR".to_owned(), dir.path().display().to_string()),
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+        ]);
+        let tree = Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
+        let evaluated = tree.olddefconfig(&crate::DotConfig::default());
+        assert_eq!(evaluated.value("A").as_deref(), Some("overlapped second"));
     }
 }

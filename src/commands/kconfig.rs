@@ -51,6 +51,10 @@ fn run_olddefconfig(args: KconfigOlddefconfigArgs) -> anyhow::Result<Exit> {
     output::messages(&evaluated.warnings().iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>());
     let text = evaluated.to_config();
     write_atomic(args.out.as_ref().unwrap_or(&args.config), text.as_bytes())?;
+    drop(evaluated);
+    // The process ends here: the tree's memory goes with it instead of being freed node by
+    // node, which takes a twentieth of the whole run.
+    std::mem::forget(tree);
     Ok(Exit::Success)
 }
 
