@@ -20,8 +20,10 @@ kiln=$root/target/release/kiln
 work=$(mktemp -d)
 registry_pid=
 cleanup() {
+  local status=$?
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 unset SOURCE_DATE_EPOCH KILN_CACHE_FROM KILN_CACHE_TO

@@ -535,9 +535,7 @@ impl Run<'_> {
         if let Some(shared) = &mut self.shared {
             let reporter = self.reporter;
             let mut on_event = |event: Event| reporter.cache_event(name, &event);
-            if let Some(pulled) = shared.pull(&key, cache, &entry, &mut on_event)
-                && let Some(output) = cached_output(&entry)?
-            {
+            if let Some((pulled, output)) = shared.pull(&key, cache, &entry, &mut on_event) {
                 return Ok(cached(key, output, Some(pulled)));
             }
         }

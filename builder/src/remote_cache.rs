@@ -247,15 +247,15 @@ impl Shared {
     }
 
     /// Looks `key` up in every location in turn and, at the first usable entry, makes it the
-    /// cache entry `entry` of `cache`. Returns the entry's reference, or `None` when no location
-    /// had a usable one.
+    /// cache entry `entry` of `cache`. Returns the entry's reference and its output digest
+    /// (checked against the extracted tree), or `None` when no location had a usable one.
     pub(crate) fn pull(
         &mut self,
         key: &str,
         cache: &Cache,
         entry: &Path,
         on_event: &mut dyn FnMut(Event),
-    ) -> Option<String> {
+    ) -> Option<(String, String)> {
         for index in 0..self.endpoints.len() {
             if !self.connect(index, on_event) {
                 continue;
@@ -269,7 +269,7 @@ impl Shared {
                 Found::Entry { manifest, digest, output } => {
                     let reference = reference(location, key, &digest);
                     match fetch(&remote, &manifest, key, &output, cache, entry, &reference) {
-                        Ok(bytes) => Ok(Some((reference, bytes))),
+                        Ok(bytes) => Ok(Some((reference, output, bytes))),
                         Err(Failure::Rejected(reason)) => {
                             on_event(Event::Rejected { entry: reference, reason });
                             Ok(None)
@@ -279,10 +279,10 @@ impl Shared {
                 }
             });
             match result {
-                Ok(Some((reference, bytes))) => {
+                Ok(Some((reference, output, bytes))) => {
                     let seconds = started.elapsed().as_secs_f64();
                     on_event(Event::Pulled { entry: reference.clone(), bytes, seconds });
-                    return Some(reference);
+                    return Some((reference, output));
                 }
                 Ok(None) => {}
                 Err(Failure::Rejected(reason)) => {
