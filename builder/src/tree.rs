@@ -197,3 +197,89 @@ fn visit(root: &Path, dir: &Path, modes: Modes, hasher: &mut Sha256) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn file(root: &Path, relative: &str, content: &str, mode: u32) {
+        let path = root.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Two input trees, `a` and `b`, merged in that order into a new directory.
+    fn merge(a: impl Fn(&Path), b: impl Fn(&Path)) -> (tempfile::TempDir, Result<BTreeMap<PathBuf, String>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (from_a, from_b, to) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("to"));
+        for path in [&from_a, &from_b, &to] {
+            fs::create_dir(path).unwrap();
+        }
+        a(&from_a);
+        b(&from_b);
+        let mut placed = BTreeMap::new();
+        let result = merge_into(&from_a, &to, "step-a", &mut placed)
+            .and_then(|()| merge_into(&from_b, &to, "step-b", &mut placed))
+            .map(|()| placed);
+        (dir, result)
+    }
+
+    fn conflict_at(result: Result<BTreeMap<PathBuf, String>>) -> (PathBuf, String, String) {
+        match result {
+            Err(Error::MergeConflict { path, first, second }) => (path, first, second),
+            other => panic!("expected a merge conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn identical_paths_merge_and_each_path_is_recorded_for_whoever_placed_it() {
+        let (dir, result) = merge(
+            |a| {
+                file(a, "usr/lib/shared", "same", 0o644);
+                file(a, "usr/lib/only-a", "a", 0o755);
+                symlink("shared", a.join("usr/lib/link")).unwrap();
+            },
+            |b| {
+                file(b, "usr/lib/shared", "same", 0o644);
+                file(b, "usr/bin/only-b", "b", 0o755);
+                symlink("shared", b.join("usr/lib/link")).unwrap();
+            },
+        );
+        let placed = result.unwrap();
+        assert_eq!(placed[Path::new("usr/lib/shared")], "step-a");
+        assert_eq!(placed[Path::new("usr/lib/only-a")], "step-a");
+        assert_eq!(placed[Path::new("usr/bin/only-b")], "step-b");
+        let to = dir.path().join("to");
+        assert_eq!(fs::read_to_string(to.join("usr/bin/only-b")).unwrap(), "b");
+        assert_eq!(fs::metadata(to.join("usr/lib/only-a")).unwrap().permissions().mode() & 0o7777, 0o755);
+        assert_eq!(fs::read_link(to.join("usr/lib/link")).unwrap(), Path::new("shared"));
+    }
+
+    #[test]
+    fn a_path_two_inputs_disagree_about_names_both() {
+        let content = conflict_at(
+            merge(|a| file(a, "etc/conf", "one", 0o644), |b| file(b, "etc/conf", "two", 0o644)).1,
+        );
+        assert_eq!(content, (PathBuf::from("etc/conf"), "step-a".into(), "step-b".into()));
+
+        let mode =
+            conflict_at(merge(|a| file(a, "bin/tool", "x", 0o644), |b| file(b, "bin/tool", "x", 0o755)).1);
+        assert_eq!(mode.0, Path::new("bin/tool"));
+
+        let kind =
+            conflict_at(merge(|a| file(a, "lib/x", "file", 0o644), |b| file(b, "lib/x/y", "", 0o644)).1);
+        assert_eq!(kind, (PathBuf::from("lib/x"), "step-a".into(), "step-b".into()));
+
+        let link = conflict_at(
+            merge(|a| symlink("one", a.join("l")).unwrap(), |b| symlink("two", b.join("l")).unwrap()).1,
+        );
+        assert_eq!(link.0, Path::new("l"));
+        let error = Error::MergeConflict { path: "etc/conf".into(), first: "a".into(), second: "b".into() };
+        assert_eq!(error.to_string(), "etc/conf is in both a and b, with different content");
+    }
+}
