@@ -152,6 +152,9 @@ pub(crate) struct BuildArgs {
     /// Push every step this registry repository lacks to it (it is also looked in).
     #[arg(long = "cache-to", value_name = "[http://]REGISTRY/REPOSITORY", env = "KILN_CACHE_TO")]
     pub(crate) cache_to: Option<kiln_builder::remote_cache::Location>,
+    /// Trust this CA certificate (PEM) for the shared cache's registries.
+    #[arg(long = "cache-ca-cert", value_name = "FILE", env = "KILN_CACHE_CA_CERT")]
+    pub(crate) cache_ca_cert: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,

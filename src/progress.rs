@@ -223,11 +223,11 @@ impl kiln_builder::build::Reporter for BuildProgress {
                 "warning: {step} is not reproducible: the shared cache's entry {entry} has output \
                  {theirs}, this build made {ours}; the entry there stays"
             ),
-            Event::Unavailable { location, reason } => {
-                format!(
-                    "warning: the shared cache {location} is not used for the rest of the build: {reason}"
-                )
-            }
+            Event::NotShared { reason } => format!("warning: {step} is not shared: {reason}"),
+            Event::Unavailable { location, access, reason } => format!(
+                "warning: the shared cache {location} is not used for {} for the rest of the build: {reason}",
+                if *access == "read" { "pulls" } else { "pushes" }
+            ),
         });
     }
 }

@@ -81,10 +81,18 @@ pub(crate) fn build(
 }
 
 /// The release of the kernel step's output: the one directory under its `usr/lib/modules`.
+/// It names paths kiln writes, so it must be one plain file name (what `make kernelrelease`
+/// prints), whoever made the output.
 pub(crate) fn kernel_release(kernel_output: &Path) -> Result<String> {
     let path = kernel_output.join("kernelrelease");
-    let text = fs::read_to_string(&path).map_err(|source| Error::Read { path, source })?;
-    Ok(text.trim().to_owned())
+    let text = fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let release = text.trim();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~');
+    if release.is_empty() || release.starts_with('.') || !release.chars().all(plain) {
+        let reason = format!("{release:?} is not a kernel release (one name of [A-Za-z0-9._+~-])");
+        return Err(Error::Read { path, source: std::io::Error::other(reason) });
+    }
+    Ok(release.to_owned())
 }
 
 /// Every module: signed with a key the kernel trusts (when it checks), and fitting it.

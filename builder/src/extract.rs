@@ -28,10 +28,6 @@ pub enum AbsoluteLinks {
     /// Point the link at the same path under the extraction root (`/usr/lib/x` from
     /// `usr/bin/y` becomes `../lib/x`).
     RelativeToRoot,
-    /// Keep every link target as written, absolute or leading out of the root: for trees whose
-    /// links are only resolved inside a sandbox (cached step outputs). Extraction never writes
-    /// through a link, so this cannot make it write outside the root.
-    Keep,
 }
 
 /// How to extract.
@@ -44,11 +40,22 @@ pub struct Options {
     /// Apply OCI whiteouts (`.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory) and
     /// let an entry replace a directory, as image layers stacked on one another do.
     pub whiteouts: bool,
+    /// Give directories exactly their archived permission bits (otherwise the owner may always
+    /// read, write and enter them).
+    pub exact_modes: bool,
+    /// Refuse the archive once its files hold more bytes than this.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { absolute_links: AbsoluteLinks::Refuse, strip_components: 0, whiteouts: false }
+        Options {
+            absolute_links: AbsoluteLinks::Refuse,
+            strip_components: 0,
+            whiteouts: false,
+            exact_modes: false,
+            max_bytes: None,
+        }
     }
 }
 
@@ -137,7 +144,7 @@ pub fn extract_image(layout: &Path, reference: &str, dest: &Path) -> Result<Extr
     }
     let manifest = layout.manifest(&descriptor)?;
     let options =
-        Options { absolute_links: AbsoluteLinks::RelativeToRoot, strip_components: 0, whiteouts: true };
+        Options { absolute_links: AbsoluteLinks::RelativeToRoot, whiteouts: true, ..Options::default() };
     into_place(dest, |root| {
         let mut total = Extracted::default();
         for layer in &manifest.layers {
@@ -278,7 +285,19 @@ impl Writer<'_> {
                     .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                     .open(&path)
                     .map_err(|source| self.write_error(&path, source))?;
-                let copied = io::copy(entry, &mut file).map_err(|e| self.corrupt(Some(&name), &e))?;
+                let room =
+                    self.options.max_bytes.map_or(u64::MAX, |max| max.saturating_sub(self.extracted.bytes));
+                let copied = io::copy(&mut entry.take(room.saturating_add(1)), &mut file)
+                    .map_err(|e| self.corrupt(Some(&name), &e))?;
+                if copied > room {
+                    return Err(self.unsafe_entry(
+                        &name,
+                        format!(
+                            "more than the {} bytes the archive may hold",
+                            self.options.max_bytes.unwrap_or(0)
+                        ),
+                    ));
+                }
                 file.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|source| self.write_error(&path, source))?;
                 let time = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime);
@@ -355,8 +374,9 @@ impl Writer<'_> {
         // Deepest first, so a read-only parent is made read-only after its children.
         let mut directories = self.directories;
         directories.sort_by(|a, b| b.0.cmp(&a.0));
+        let owner = if self.options.exact_modes { 0 } else { 0o700 };
         for (path, mode) in directories {
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700))
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode | owner))
                 .map_err(|source| Error::Write { path: path.clone(), source })?;
         }
         Ok(self.extracted)
@@ -423,9 +443,6 @@ impl Writer<'_> {
     fn link_target(&self, name: &str, relative: &Path, target: &[u8]) -> Result<PathBuf> {
         let shown = String::from_utf8_lossy(target).into_owned();
         let target = Path::new(std::ffi::OsStr::from_bytes(target));
-        if self.options.absolute_links == AbsoluteLinks::Keep {
-            return Ok(target.to_path_buf());
-        }
         let depth = relative.components().count() - 1;
         let target = if target.is_absolute() {
             if self.options.absolute_links == AbsoluteLinks::Refuse {

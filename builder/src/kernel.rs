@@ -175,7 +175,7 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
         return Ok(());
     }
     let out = &context.spec.out;
-    let release = read(&out.join("kernelrelease"))?.trim().to_owned();
+    let release = crate::extension::kernel_release(out)?;
     let module_dir = out.join("image/usr/lib/modules").join(&release);
     if let Some(key) = &key {
         let signed = key.sign_tree(&module_dir, &final_config)?;

@@ -65,7 +65,7 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
 /// Checks each built module against the kernel: its vermagic, its symbol CRCs against the
 /// kernel's `Module.symvers`, and that the kernel or its modules provide every symbol it needs.
 fn check_fit(kernel_output: &Path, config: &str, context: &StepContext<'_>) -> Result<()> {
-    let release = read(&kernel_output.join("kernelrelease"))?.trim().to_owned();
+    let release = crate::extension::kernel_release(kernel_output)?;
     let kernel = check::Kernel {
         release: release.clone(),
         flags: Some(check::KernelFlags::from_config(config)),

@@ -2,39 +2,47 @@
 //! fleet of CI machines builds each step once, on the registry a team already runs.
 //!
 //! An entry is an OCI artifact in the cache repository, tagged `step-<key>` after the step's
-//! input key ([`crate::build`]): an image manifest with `artifactType`
-//! [`ARTIFACT_TYPE`], a config ([`CONFIG_MEDIA_TYPE`]: the format, the key and the digest of the
-//! step's output tree, canonical JSON) and one layer ([`TREE_MEDIA_TYPE`]: the output tree as
-//! tar, zstd). The tar is written like an image layer, with the build's epoch for every time,
-//! owner 0 and the tree's exact permission bits, so a reproducible step makes the same entry,
-//! byte for byte, on every machine: writers racing over one key put the same content.
+//! input key ([`crate::build`]): an image manifest with `artifactType` [`ARTIFACT_TYPE`], a
+//! config ([`CONFIG_MEDIA_TYPE`]: the format, the key, the digest of the step's output tree and
+//! the bytes of its files, canonical JSON) and one layer ([`TREE_MEDIA_TYPE`]: the output tree
+//! as tar, zstd). The tar is written like an image layer, with the build's epoch for every
+//! time, owner 0 and the tree's exact permission bits, so a reproducible step makes the same
+//! entry, byte for byte, on every machine: writers racing over one key put the same content.
+//! A tree that an entry may not hold — a link leading out of it, a setuid or setgid file, a
+//! device — is not shared ([`Event::NotShared`]).
 //!
 //! Reading (before a step would run, after the local cache missed): every location of
 //! `--cache-from`, then `--cache-to`, is asked for the tag. A found entry is used only when
-//! everything checks: manifest and blobs against their digests, the media types, the key in
-//! the config against the step's, the extracted tree (extraction that cannot leave its root)
-//! against the output digest in the config. Anything else — a truncated or altered blob, an
-//! entry of another key retagged, a tree that is not what its config says — rejects the entry
-//! ([`Event::Rejected`]) and the step runs. What cannot be detected is an entry that lies
+//! everything checks: manifest and blobs against their digests and sizes, the media types, the
+//! key in the config against the step's, the extraction (as for any archive: nothing outside
+//! the root, no link leading out of it, no more bytes than the config says), and the extracted
+//! tree against the output digest in the config. Anything else — a truncated or altered blob,
+//! an entry of another key retagged, a tree that is not what its config says — rejects the
+//! entry ([`Event::Rejected`]) and the step runs. What cannot be detected is an entry that lies
 //! consistently (a config naming the key and a tree matching it, made by someone else): the
 //! trust in a shared cache is the trust in who may push to its repository, as with any remote
 //! cache.
 //!
 //! Writing (`--cache-to`): after a step is built, pulled or found locally, the entry is pushed
-//! unless the repository has one for the key. One already there with another output means the
-//! step is not reproducible ([`Event::Differs`]); the first entry stays. The tag is set after
-//! every blob is present, so no reader sees an incomplete entry; two writers that both found no
-//! entry both push, and the tag ends on one of two complete entries.
+//! unless the repository has one for the key that this build did not refuse. One already there
+//! with another output means the step is not reproducible ([`Event::Differs`]); the first entry
+//! stays. The tag is set after every blob is present, so no reader sees an incomplete entry;
+//! two writers that both found no entry both push, and the tag ends on one of two complete
+//! entries.
 //!
 //! The registry is an optimisation, never a reason for a build to fail: a registry that cannot
-//! be reached or refuses access is reported once ([`Event::Unavailable`]) and not asked again
-//! during the build. Without a location nothing touches the network.
+//! be reached or refuses access is reported once for reading and once for writing
+//! ([`Event::Unavailable`]) and not used that way again during the build (read-only
+//! credentials still pull). Credentials are those of `kiln push`. Without a location nothing
+//! touches the network.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -130,6 +138,8 @@ pub struct RemoteOptions {
     pub from: Vec<Location>,
     /// The repository to push entries to (also read, after `from`).
     pub to: Option<Location>,
+    /// An extra trusted CA certificate (PEM) for the registries' TLS certificates.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl RemoteOptions {
@@ -160,7 +170,7 @@ pub enum Event {
         /// Seconds it took, packing included.
         seconds: f64,
     },
-    /// An entry was not used; the step runs (or, when pushing, the entry is replaced).
+    /// An entry was not used; the step runs (and, with `--cache-to`, the entry is replaced).
     Rejected {
         /// The entry.
         entry: String,
@@ -177,10 +187,18 @@ pub enum Event {
         /// This build's.
         ours: String,
     },
-    /// A registry could not be used; the build goes on without it.
+    /// The step's outputs are not shared: they hold what an entry may not (a link leading out
+    /// of the tree, a setuid file, a device), or this machine could not pack or store them.
+    NotShared {
+        /// Why.
+        reason: String,
+    },
+    /// A registry could not be used for reading or writing; the build goes on without it.
     Unavailable {
         /// The location.
         location: String,
+        /// `"read"` or `"write"`.
+        access: &'static str,
         /// Why.
         reason: String,
     },
@@ -191,20 +209,25 @@ pub(crate) struct Shared {
     endpoints: Vec<Endpoint>,
     /// Index of the `--cache-to` location in `endpoints`.
     to: Option<usize>,
+    ca_cert: Option<PathBuf>,
     threads: NonZeroUsize,
+    /// Entries (`REGISTRY/REPOSITORY@DIGEST`) this build refused: replaced when pushing.
+    rejected: BTreeSet<String>,
 }
 
 struct Endpoint {
     location: Location,
-    /// `None` until first used; set to unusable after an [`Event::Unavailable`].
+    /// `None` until first used.
     client: Option<Client>,
-    unavailable: bool,
+    /// Set after it failed for reading, or for writing: that is not tried again.
+    read_off: bool,
+    write_off: bool,
 }
 
 /// What a lookup found under a key's tag.
 enum Found {
     Missing,
-    Entry { manifest: Box<Manifest>, digest: Digest, output: String },
+    Entry { manifest: Box<Manifest>, digest: Digest, config: EntryConfig },
 }
 
 /// An entry this build pushed.
@@ -220,6 +243,8 @@ enum Failure {
     Rejected(String),
     /// The registry is not.
     Unavailable(String),
+    /// This machine could not do its part (a full disk, a tree that cannot be shared).
+    Local(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -227,7 +252,10 @@ enum Failure {
 struct EntryConfig {
     format: u32,
     key: String,
+    /// The output tree's digest ([`crate::tree::digest`]).
     output: String,
+    /// The bytes of its files: extraction stops beyond them.
+    bytes: u64,
 }
 
 impl Shared {
@@ -239,11 +267,16 @@ impl Shared {
         let mut endpoints: Vec<Endpoint> = Vec::new();
         for location in options.from.iter().chain(&options.to) {
             if !endpoints.iter().any(|e| e.location == *location) {
-                endpoints.push(Endpoint { location: location.clone(), client: None, unavailable: false });
+                endpoints.push(Endpoint {
+                    location: location.clone(),
+                    client: None,
+                    read_off: false,
+                    write_off: false,
+                });
             }
         }
         let to = options.to.as_ref().and_then(|to| endpoints.iter().position(|e| e.location == *to));
-        Some(Shared { endpoints, to, threads })
+        Some(Shared { endpoints, to, ca_cert: options.ca_cert.clone(), threads, rejected: BTreeSet::new() })
     }
 
     /// Looks `key` up in every location in turn and, at the first usable entry, makes it the
@@ -257,46 +290,44 @@ impl Shared {
         on_event: &mut dyn FnMut(Event),
     ) -> Option<(String, String)> {
         for index in 0..self.endpoints.len() {
-            if !self.connect(index, on_event) {
+            if self.endpoints[index].read_off || !self.connect(index, on_event) {
                 continue;
             }
             let endpoint = &self.endpoints[index];
             let (Some(client), location) = (&endpoint.client, &endpoint.location) else { continue };
             let started = Instant::now();
             let remote = Remote::new(client, &location.repository);
-            let result = lookup(&remote, key).and_then(|found| match found {
-                Found::Missing => Ok(None),
-                Found::Entry { manifest, digest, output } => {
-                    let reference = reference(location, key, &digest);
-                    match fetch(&remote, &manifest, key, &output, cache, entry, &reference) {
-                        Ok(bytes) => Ok(Some((reference, output, bytes))),
-                        Err(Failure::Rejected(reason)) => {
-                            on_event(Event::Rejected { entry: reference, reason });
-                            Ok(None)
-                        }
-                        Err(failure) => Err(failure),
-                    }
+            let found = match lookup(&remote, key) {
+                Ok(found) => found,
+                Err(failure) => {
+                    self.failed(index, "read", tagged(location, key), failure, on_event);
+                    continue;
                 }
-            });
-            match result {
-                Ok(Some((reference, output, bytes))) => {
+            };
+            let Found::Entry { manifest, digest, config } = found else { continue };
+            let reference = reference(location, key, &digest);
+            match fetch(&remote, &manifest, &config, cache, entry, &reference) {
+                Ok(bytes) => {
                     let seconds = started.elapsed().as_secs_f64();
                     on_event(Event::Pulled { entry: reference.clone(), bytes, seconds });
-                    return Some((reference, output));
+                    return Some((reference, config.output));
                 }
-                Ok(None) => {}
-                Err(Failure::Rejected(reason)) => {
-                    on_event(Event::Rejected { entry: tagged(location, key), reason })
+                Err(failure) => {
+                    if let Failure::Rejected(_) = failure {
+                        self.rejected
+                            .insert(format!("{}/{}@{digest}", location.registry, location.repository));
+                    }
+                    self.failed(index, "read", reference, failure, on_event);
                 }
-                Err(Failure::Unavailable(reason)) => self.unavailable(index, reason, on_event),
             }
         }
         None
     }
 
     /// Pushes the cache entry `entry` (made for `key`, with output digest `output`) to the
-    /// `--cache-to` location unless an entry for `key` is there. Returns the entry's reference
-    /// when this build pushed it.
+    /// `--cache-to` location unless a usable entry for `key` is there. Returns the entry's
+    /// reference when this build pushed it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &mut self,
         key: &str,
@@ -307,21 +338,26 @@ impl Shared {
         on_event: &mut dyn FnMut(Event),
     ) -> Option<String> {
         let index = self.to?;
-        if !self.connect(index, on_event) {
+        if self.endpoints[index].write_off || !self.connect(index, on_event) {
             return None;
         }
         let endpoint = &self.endpoints[index];
         let (client, location) = (endpoint.client.as_ref()?, &endpoint.location);
         let remote = Remote::new(client, &location.repository);
         let result = match lookup(&remote, key) {
-            Ok(Found::Entry { digest, output: theirs, .. }) => {
-                if theirs != output {
+            Ok(Found::Entry { digest, config, .. })
+                if !self
+                    .rejected
+                    .contains(&format!("{}/{}@{digest}", location.registry, location.repository)) =>
+            {
+                if config.output != output {
                     let entry = reference(location, key, &digest);
-                    on_event(Event::Differs { entry, theirs, ours: output.to_owned() });
+                    on_event(Event::Differs { entry, theirs: config.output, ours: output.to_owned() });
                 }
                 return None;
             }
-            Ok(Found::Missing) => upload(client, location, key, output, entry, cache, epoch, self.threads),
+            // Missing, refused by this build's pull, or not an entry at all: replaced.
+            Ok(_) => upload(client, location, key, output, entry, cache, epoch, self.threads),
             Err(Failure::Rejected(reason)) => {
                 on_event(Event::Rejected { entry: tagged(location, key), reason });
                 upload(client, location, key, output, entry, cache, epoch, self.threads)
@@ -329,38 +365,37 @@ impl Shared {
             Err(failure) => Err(failure),
         };
         match result {
-            Ok(uploaded) => {
+            Ok(Uploaded { entry, bytes, seconds }) => {
                 // Another machine may have tagged its entry meanwhile: the tag is then on a
                 // complete entry of the same key, the same one if the step is reproducible.
-                if let Ok(Found::Entry { digest, output: theirs, .. }) = lookup(&remote, key)
-                    && theirs != output
+                if let Ok(Found::Entry { digest, config, .. }) = lookup(&remote, key)
+                    && config.output != output
                 {
                     let entry = reference(location, key, &digest);
-                    on_event(Event::Differs { entry, theirs, ours: output.to_owned() });
+                    on_event(Event::Differs { entry, theirs: config.output, ours: output.to_owned() });
                 }
-                let Uploaded { entry, bytes, seconds } = uploaded;
                 on_event(Event::Pushed { entry: entry.clone(), bytes, seconds });
                 Some(entry)
             }
-            Err(Failure::Rejected(reason) | Failure::Unavailable(reason)) => {
-                self.unavailable(index, reason, on_event);
+            Err(failure) => {
+                let entry = tagged(location, key);
+                self.failed(index, "write", entry, failure, on_event);
                 None
             }
         }
     }
 
-    /// Makes the client for location `index` on first use; false once it is unavailable.
+    /// Makes the client for location `index` on first use; false when it cannot be made.
     fn connect(&mut self, index: usize, on_event: &mut dyn FnMut(Event)) -> bool {
         let endpoint = &mut self.endpoints[index];
-        if endpoint.unavailable {
-            return false;
-        }
         if endpoint.client.is_some() {
             return true;
         }
         let options = ClientOptions {
             insecure_http: endpoint.location.insecure_http,
-            // A cache that does not answer is not worth a long wait on every step.
+            ca_cert: self.ca_cert.clone(),
+            // A cache that does not answer is not worth a long wait.
+            connect_timeout: Some(Duration::from_secs(5)),
             retry: RetryPolicy {
                 attempts: 3,
                 first_backoff: Duration::from_millis(250),
@@ -374,16 +409,36 @@ impl Shared {
                 true
             }
             Err(error) => {
-                self.unavailable(index, explain(&error), on_event);
+                (endpoint.read_off, endpoint.write_off) = (true, true);
+                let (location, reason) = (endpoint.location.to_string(), explain(&error));
+                on_event(Event::Unavailable { location, access: "read", reason });
                 false
             }
         }
     }
 
-    fn unavailable(&mut self, index: usize, reason: String, on_event: &mut dyn FnMut(Event)) {
-        let endpoint = &mut self.endpoints[index];
-        endpoint.unavailable = true;
-        on_event(Event::Unavailable { location: endpoint.location.to_string(), reason });
+    /// Reports a failure about `entry` of location `index`: a bad entry, a local problem (this
+    /// step only), or the registry failing for `access` (not tried again for it).
+    fn failed(
+        &mut self,
+        index: usize,
+        access: &'static str,
+        entry: String,
+        failure: Failure,
+        on_event: &mut dyn FnMut(Event),
+    ) {
+        match failure {
+            Failure::Rejected(reason) if access == "read" => on_event(Event::Rejected { entry, reason }),
+            Failure::Local(reason) => on_event(Event::NotShared { reason }),
+            Failure::Rejected(reason) | Failure::Unavailable(reason) => {
+                let endpoint = &mut self.endpoints[index];
+                match access {
+                    "read" => endpoint.read_off = true,
+                    _ => endpoint.write_off = true,
+                }
+                on_event(Event::Unavailable { location: endpoint.location.to_string(), access, reason });
+            }
+        }
     }
 }
 
@@ -411,19 +466,22 @@ fn explain(error: &kiln_registry::Error) -> String {
     text
 }
 
-/// A registry error while reading an entry: the entry's fault or the registry's.
+/// A registry error: the entry's fault, this machine's, or the registry's.
 fn failure(error: &kiln_registry::Error) -> Failure {
     match error {
         kiln_registry::Error::DigestMismatch { .. } | kiln_registry::Error::Protocol { .. } => {
             Failure::Rejected(explain(error))
         }
         kiln_registry::Error::Status { status: 404, .. } => Failure::Rejected(explain(error)),
+        kiln_registry::Error::Store { .. } | kiln_registry::Error::Read { .. } => {
+            Failure::Local(explain(error))
+        }
         _ => Failure::Unavailable(explain(error)),
     }
 }
 
-/// What the tag for `key` holds: its manifest and the config's output digest, checked to be an
-/// entry of this format for this key.
+/// What the tag for `key` holds: its manifest and config, checked to be an entry of this format
+/// for this key.
 fn lookup(remote: &Remote<'_>, key: &str) -> Result<Found, Failure> {
     let (descriptor, bytes) = match remote.manifest_bytes(&tag(key)) {
         Ok(found) => found,
@@ -461,7 +519,7 @@ fn lookup(remote: &Remote<'_>, key: &str) -> Result<Found, Failure> {
     if config.key != key {
         return Err(reject(format!("it is the entry of another step (key {})", config.key)));
     }
-    Ok(Found::Entry { manifest: Box::new(manifest), digest: descriptor.digest, output: config.output })
+    Ok(Found::Entry { manifest: Box::new(manifest), digest: descriptor.digest, config })
 }
 
 /// Downloads and checks an entry's tree, then makes it the cache entry `entry`. Returns the
@@ -469,13 +527,12 @@ fn lookup(remote: &Remote<'_>, key: &str) -> Result<Found, Failure> {
 fn fetch(
     remote: &Remote<'_>,
     manifest: &Manifest,
-    key: &str,
-    output: &str,
+    config: &EntryConfig,
     cache: &Cache,
     entry: &Path,
     reference: &str,
 ) -> Result<u64, Failure> {
-    let local = |what: &str, error: &dyn std::fmt::Display| Failure::Unavailable(format!("{what}: {error}"));
+    let local = |what: &str, error: &dyn std::fmt::Display| Failure::Local(format!("{what}: {error}"));
     let work = cache.temp_dir().map_err(|e| local("cannot make a work directory", &e))?;
     let layer = &manifest.layers[0];
     let archive = work.path().join("tree.tar.zst");
@@ -488,24 +545,87 @@ fn fetch(
     let out = work.path().join("out");
     fs::create_dir(&out).map_err(|e| local("cannot make a work directory", &e))?;
     let file = File::open(&archive).map_err(|e| local("cannot read the entry back", &e))?;
+    // Links must stay inside the tree, as in any archive kiln extracts: kiln itself reads
+    // through them when it assembles images from step outputs.
     let options = crate::extract::Options {
-        absolute_links: crate::extract::AbsoluteLinks::Keep,
-        strip_components: 0,
-        whiteouts: false,
+        exact_modes: true,
+        max_bytes: Some(config.bytes),
+        ..crate::extract::Options::default()
     };
     crate::extract::extract_tar(&archive, BufReader::with_capacity(1 << 20, file), &out, options)
         .map_err(|e| Failure::Rejected(format!("its tree cannot be extracted: {e}")))?;
     fs::remove_file(&archive).map_err(|e| local("cannot remove the downloaded tree", &e))?;
     let actual = crate::tree::digest(&out).map_err(|e| local("cannot read the extracted tree", &e))?;
-    if actual != output {
-        return Err(Failure::Rejected(format!("its tree has digest {actual}, its config says {output}")));
+    if actual != config.output {
+        return Err(Failure::Rejected(format!(
+            "its tree has digest {actual}, its config says {}",
+            config.output
+        )));
     }
     let log = work.path().join("log");
     fs::write(&log, format!("pulled from {reference}\n")).map_err(|e| local("cannot write the entry", &e))?;
-    crate::build::write_meta(work.path(), key, output).map_err(|e| local("cannot write the entry", &e))?;
+    crate::build::write_meta(work.path(), &config.key, &config.output)
+        .map_err(|e| local("cannot write the entry", &e))?;
     let staged = work.keep();
     fs::rename(&staged, entry).map_err(|e| local("cannot move the entry into the cache", &e))?;
     Ok(layer.size)
+}
+
+/// Why the tree at `root` cannot be an entry, if it cannot: a link leading out of it (kiln
+/// refuses such links when it extracts), a setuid or setgid file, or a special file. Else the
+/// bytes of its files.
+fn shareable(root: &Path) -> Result<u64, String> {
+    fn visit(root: &Path, dir: &Path, depth: usize, bytes: &mut u64) -> Result<(), String> {
+        let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?.path();
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_owned();
+            let meta =
+                fs::symlink_metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let target =
+                    fs::read_link(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if !link_stays_inside(depth, &target) {
+                    return Err(format!(
+                        "{} links to {}, outside the tree",
+                        relative.display(),
+                        target.display()
+                    ));
+                }
+            } else if kind.is_dir() {
+                visit(root, &path, depth + 1, bytes)?;
+            } else if !kind.is_file() {
+                return Err(format!("{} is a socket, FIFO or device", relative.display()));
+            } else if meta.mode() & 0o6000 != 0 {
+                return Err(format!("{} is setuid or setgid", relative.display()));
+            } else {
+                *bytes += meta.len();
+            }
+        }
+        Ok(())
+    }
+    let mut bytes = 0;
+    visit(root, root, 0, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Whether a link `depth` directories below the root, pointing at `target`, resolves (read
+/// lexically, as extraction checks it) inside the root.
+fn link_stays_inside(depth: usize, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut level = depth;
+    for component in target.components() {
+        match component {
+            Component::ParentDir if level == 0 => return false,
+            Component::ParentDir => level -= 1,
+            Component::Normal(_) => level += 1,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Packs the cache entry `entry` as an OCI artifact in a layout and pushes it, tag last.
@@ -521,8 +641,9 @@ fn upload(
     threads: NonZeroUsize,
 ) -> Result<Uploaded, Failure> {
     let started = Instant::now();
-    let local =
-        |error: &dyn std::fmt::Display| Failure::Unavailable(format!("cannot pack the entry: {error}"));
+    let tree = entry.join("out");
+    let bytes = shareable(&tree).map_err(Failure::Local)?;
+    let local = |error: &dyn std::fmt::Display| Failure::Local(format!("cannot pack the entry: {error}"));
     let work = cache.temp_dir().map_err(|e| local(&e))?;
     let layout_path = work.path().join("layout");
     let mut layout = LayoutWriter::create_or_update(&layout_path).map_err(|e| local(&e))?;
@@ -530,10 +651,9 @@ fn upload(
         Policy { epoch, mtime: MtimePolicy::Set, owner: Owner::default(), modes: ModePolicy::Preserve };
     let blob = layout.blob().map_err(|e| local(&e))?;
     let options = LayerOptions { policy, compression: TREE_COMPRESSION, threads };
-    let layer =
-        pack::write_layer(&entry.join("out"), blob, &options, &pack::Silent).map_err(|e| local(&e))?;
+    let layer = pack::write_layer(&tree, blob, &options, &pack::Silent).map_err(|e| local(&e))?;
     let tree = Descriptor::new(TREE_MEDIA_TYPE, layer.descriptor.digest, layer.descriptor.size);
-    let config = EntryConfig { format: FORMAT, key: key.to_owned(), output: output.to_owned() };
+    let config = EntryConfig { format: FORMAT, key: key.to_owned(), output: output.to_owned(), bytes };
     let config = kiln_reproducible::json::to_vec(&config).map_err(|e| local(&e))?;
     let config = layout.put_document(CONFIG_MEDIA_TYPE, &config).map_err(|e| local(&e))?;
     let manifest = Manifest {
@@ -545,8 +665,8 @@ fn upload(
         subject: None,
         annotations: Default::default(),
     };
-    let bytes = spec::encode("cache entry", &manifest).map_err(|e| local(&e))?;
-    let descriptor = layout.put_document(media_type::IMAGE_MANIFEST, &bytes).map_err(|e| local(&e))?;
+    let encoded = spec::encode("cache entry", &manifest).map_err(|e| local(&e))?;
+    let descriptor = layout.put_document(media_type::IMAGE_MANIFEST, &encoded).map_err(|e| local(&e))?;
     let name = format!("{}:{}", location.repository, tag(key));
     let layout_name: Reference = name.parse().map_err(|e| local(&e))?;
     layout.set(&layout_name, descriptor.clone());
@@ -588,13 +708,44 @@ mod tests {
 
     #[test]
     fn entry_config_is_canonical_and_strict() {
-        let config = EntryConfig { format: FORMAT, key: "k".into(), output: "o".into() };
+        let config = EntryConfig { format: FORMAT, key: "k".into(), output: "o".into(), bytes: 7 };
         let bytes = kiln_reproducible::json::to_vec(&config).unwrap();
-        assert_eq!(bytes, br#"{"format":1,"key":"k","output":"o"}"#);
-        assert!(serde_json::from_slice::<EntryConfig>(br#"{"format":1,"key":"k"}"#).is_err());
+        assert_eq!(bytes, br#"{"bytes":7,"format":1,"key":"k","output":"o"}"#);
+        assert!(serde_json::from_slice::<EntryConfig>(br#"{"format":1,"key":"k","output":"o"}"#).is_err());
         assert!(
-            serde_json::from_slice::<EntryConfig>(br#"{"format":1,"key":"k","output":"o","x":1}"#).is_err()
+            serde_json::from_slice::<EntryConfig>(br#"{"bytes":7,"format":1,"key":"k","output":"o","x":1}"#)
+                .is_err()
         );
+    }
+
+    #[test]
+    fn links_must_stay_inside_the_tree() {
+        assert!(link_stays_inside(0, Path::new("a/b")));
+        assert!(link_stays_inside(2, Path::new("../../x")));
+        assert!(link_stays_inside(1, Path::new("./../x/../y")));
+        assert!(!link_stays_inside(1, Path::new("../../x")));
+        assert!(!link_stays_inside(3, Path::new("/usr/bin/x")));
+        assert!(!link_stays_inside(0, Path::new("..")));
+    }
+
+    #[test]
+    fn trees_with_what_an_entry_may_not_hold_are_not_shared() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::write(root.join("usr/bin/tool"), "12345").unwrap();
+        symlink("tool", root.join("usr/bin/alias")).unwrap();
+        symlink("../../usr", root.join("usr/bin/up")).unwrap();
+        assert_eq!(shareable(root), Ok(5));
+        symlink("/etc/passwd", root.join("usr/bin/passwd")).unwrap();
+        assert!(shareable(root).unwrap_err().contains("usr/bin/passwd links to /etc/passwd"));
+        fs::remove_file(root.join("usr/bin/passwd")).unwrap();
+        symlink("../../../etc", root.join("usr/bin/etc")).unwrap();
+        assert!(shareable(root).unwrap_err().contains("outside the tree"));
+        fs::remove_file(root.join("usr/bin/etc")).unwrap();
+        fs::set_permissions(root.join("usr/bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+        assert!(shareable(root).unwrap_err().contains("setuid"));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// How long to wait for a connection (default 30 s).
+    pub connect_timeout: Option<Duration>,
 }
 
 /// How often and how patiently to retry.
@@ -133,7 +135,7 @@ impl Client {
         }
         let config = Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_connect(Some(options.connect_timeout.unwrap_or(Duration::from_secs(30))))
             .timeout_per_read(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
             .tls_config(tls.build())

@@ -67,6 +67,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// What a registry sent could not be stored locally (a full disk, a closed file).
+    #[error("cannot store what {url} sent")]
+    Store {
+        /// Where it came from.
+        url: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A credential store could not be read.
     #[error("cannot read credentials from {source_name}: {reason}")]
     Credentials {

@@ -107,10 +107,16 @@ impl<'a> Remote<'a> {
             }
             verifier.update(&buffer[..n]);
             size += n as u64;
-            sink.write_all(&buffer[..n]).map_err(|e| Error::Protocol {
-                url: url.clone(),
-                reason: format!("cannot store the blob: {e}"),
-            })?;
+            if size > descriptor.size {
+                // More than the descriptor says: not the blob, whatever follows.
+                return Err(Error::DigestMismatch {
+                    what: "blob",
+                    url,
+                    expected: format!("{} ({} bytes)", descriptor.digest, descriptor.size),
+                    actual: format!("more than {} bytes", descriptor.size),
+                });
+            }
+            sink.write_all(&buffer[..n]).map_err(|source| Error::Store { url: url.clone(), source })?;
         }
         let actual = verifier.finish();
         if actual != descriptor.digest || size != descriptor.size {

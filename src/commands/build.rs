@@ -28,7 +28,7 @@ pub(crate) fn run(args: BuildArgs) -> anyhow::Result<Exit> {
         fetch: fetch_options(args.sources),
         isolation: &Namespaces,
         threads,
-        remote: RemoteOptions { from: args.cache_from, to: args.cache_to },
+        remote: RemoteOptions { from: args.cache_from, to: args.cache_to, ca_cert: args.cache_ca_cert },
     };
     let reporter = progress::BuildProgress::new();
     let built = build::build(&recipe, &options, &reporter)

@@ -3,6 +3,7 @@
 //! entries refused and rebuilt, concurrent writers of one key, an unreachable registry.
 
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -12,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::support::{self, Registry};
 
-/// A recipe of two quick steps: `make` writes files with exact modes and links (absolute and
-/// relative), pausing `pause` seconds; `use` reads them; one image from `use`.
+/// A recipe of two quick steps: `make` writes files with exact modes and links, pausing `pause`
+/// seconds; `use` reads them; one image from `use`.
 fn recipe(dir: &Path, who: &str, pause: u32) -> PathBuf {
     let recipe = dir.join(format!("recipe-{who}-{pause}"));
     fs::create_dir_all(&recipe).unwrap();
@@ -31,7 +32,8 @@ printf '#!/bin/sh\necho hi\n' > /out/usr/bin/hi
 chmod 0755 /out/usr/bin/hi
 chmod 0600 /out/etc/greeting
 chmod 0700 /out/etc/private
-ln -s /usr/bin/hi /out/usr/bin/absolute
+mkdir /out/etc/sealed && touch /out/etc/sealed/inside && chmod 0555 /out/etc/sealed
+ln -s ../../usr/bin/hi /out/usr/bin/up
 ln -s hi /out/usr/bin/relative
 head -c 300000 /dev/zero | tr '\0' 'k' > /out/etc/large
 sleep {pause}
@@ -108,8 +110,47 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Pushes `manifest` (with the blobs `blobs`, which the registry has) under `name` with kiln
-/// push: how a damaged or malicious entry gets into a registry.
+/// An OCI descriptor of `bytes`.
+fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
+    json!({ "mediaType": media_type, "digest": format!("sha256:{}", sha256_hex(bytes)), "size": bytes.len() })
+}
+
+/// A gzipped tar of `entries`: a path and a symbolic link's target, or a file's size (zeros).
+fn forged_tree(entries: &[(&str, Result<&str, usize>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, entry) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o777);
+        match entry {
+            Ok(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Err(size) => {
+                header.set_size(*size as u64);
+                tar.append_data(&mut header, path, std::io::repeat(0).take(*size as u64)).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// An entry for `key` claiming `output` and `bytes`, with `tree` as its layer.
+fn forged_entry(key: &str, output: &str, bytes: u64, tree: Vec<u8>) -> (Vec<u8>, [Vec<u8>; 2]) {
+    let config = format!(r#"{{"bytes":{bytes},"format":1,"key":"{key}","output":"{output}"}}"#);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.kiln.step.v1",
+        "config": descriptor("application/vnd.kiln.step.config.v1+json", config.as_bytes()),
+        "layers": [descriptor("application/vnd.kiln.step.tree.v1.tar+zstd", &tree)],
+    });
+    (serde_json::to_vec(&manifest).unwrap(), [config.into_bytes(), tree])
+}
+
+/// Pushes `manifest` (with the blobs `blobs`) under `name` with kiln push: how a damaged or
+/// malicious entry gets into a registry.
 fn push_manifest(work: &Path, address: &str, name: &str, manifest: &[u8], blobs: &[Vec<u8>]) {
     let layout = work.join(format!("forged-{}", sha256_hex(manifest)));
     fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
@@ -228,7 +269,8 @@ fn damaged_or_forged_entries_are_rebuilt_never_used() {
     fs::write(&tree, &original).unwrap();
 
     // Another step's tree under this step's config: the extracted tree is not what it says.
-    let other = recipe(work.path(), "other", 0);
+    // Same file sizes, other content.
+    let other = recipe(work.path(), "kilo", 0);
     let (other_report, _) = built(&build(&other, &work.path().join("b"), &["--cache-to", &location]));
     let other_key = step(&other_report, "make")["key"].as_str().unwrap().to_owned();
     let other_manifest_raw = support::ok(Command::new("skopeo").args([
@@ -245,6 +287,22 @@ fn damaged_or_forged_entries_are_rebuilt_never_used() {
     let blobs = [blob(&manifest["config"]), blob(&other_manifest["layers"][0])];
     push_manifest(work.path(), &registry.address, &tag, &serde_json::to_vec(&mixed).unwrap(), &blobs);
     refused("its tree has digest");
+    // A machine that also writes refuses it too, and replaces it although its config is honest.
+    let both = ["--cache-from", location.as_str(), "--cache-to", location.as_str()];
+    let (report, log) = built(&build(&good, &work.path().join("repair-mixed"), &both));
+    assert!(log.contains("its tree has digest") && step(&report, "make")["pushed"].is_string(), "{log}");
+    let (report, log) = built(&build(&good, &work.path().join("after-mixed"), &["--cache-from", &location]));
+    assert!(step(&report, "make")["pulled"].is_string(), "{log}");
+
+    // A tree with a link leading out of it, or holding more than its config says (a
+    // decompression bomb): refused at extraction, whatever its config says.
+    let output = step(&reference, "make")["output"].as_str().unwrap().to_owned();
+    let (forged, blobs) = forged_entry(&key, &output, 0, forged_tree(&[("etc/passwd", Ok("/etc/passwd"))]));
+    push_manifest(work.path(), &registry.address, &tag, &forged, &blobs);
+    refused("symbolic link to the absolute path");
+    let (forged, blobs) = forged_entry(&key, &output, 10, forged_tree(&[("etc/zeros", Err(50_000_000))]));
+    push_manifest(work.path(), &registry.address, &tag, &forged, &blobs);
+    refused("more than the 10 bytes the archive may hold");
 
     // Another step's whole entry, retagged.
     let blobs = [blob(&other_manifest["config"]), blob(&other_manifest["layers"][0])];
@@ -263,8 +321,11 @@ fn damaged_or_forged_entries_are_rebuilt_never_used() {
         std::os::unix::fs::PermissionsExt::mode(&fs::symlink_metadata(out.join(path)).unwrap().permissions())
             & 0o7777
     };
-    assert_eq!((mode("etc/greeting"), mode("etc/private"), mode("usr/bin/hi")), (0o600, 0o700, 0o755));
-    assert_eq!(fs::read_link(out.join("usr/bin/absolute")).unwrap(), Path::new("/usr/bin/hi"));
+    assert_eq!(
+        (mode("etc/greeting"), mode("etc/private"), mode("etc/sealed"), mode("usr/bin/hi")),
+        (0o600, 0o700, 0o555, 0o755)
+    );
+    assert_eq!(fs::read_link(out.join("usr/bin/up")).unwrap(), Path::new("../../usr/bin/hi"));
     assert_eq!(fs::read_link(out.join("usr/bin/relative")).unwrap(), Path::new("hi"));
 }
 
@@ -273,8 +334,8 @@ fn concurrent_builds_of_one_key_on_two_machines_both_succeed() {
     let Some(registry) = Registry::start() else { return };
     let location = format!("http://{}/kiln/cache", registry.address);
     let work = support::tempdir();
-    // The pause keeps both builds inside `make` at the same time: both miss, both push.
-    let slow = recipe(work.path(), "kiln", 3);
+    // The pause keeps both builds inside `make` at once: both miss, both push the same entry.
+    let slow = recipe(work.path(), "kiln", 5);
     let args = ["--cache-from", &location, "--cache-to", &location];
     let children: Vec<_> = ["one", "two"]
         .iter()
@@ -288,16 +349,57 @@ fn concurrent_builds_of_one_key_on_two_machines_both_succeed() {
         .collect();
     let reports: Vec<(Value, String)> =
         children.into_iter().map(|child| built(&child.wait_with_output().unwrap())).collect();
-    for (report, log) in &reports {
-        assert!(!log.contains("not reproducible") && !log.contains("warning"), "{log}");
-        assert!(step(report, "make")["cached"] == false, "both machines missed: {log}");
+    for (_, log) in &reports {
+        assert!(!log.contains("warning"), "{log}");
     }
     assert_eq!(images(&reports[0].0), images(&reports[1].0));
-    assert!(reports.iter().any(|(report, _)| step(report, "make")["pushed"].is_string()));
+    let pushed: Vec<&str> =
+        reports.iter().filter_map(|(report, _)| step(report, "make")["pushed"].as_str()).collect();
+    assert!(!pushed.is_empty());
+    if pushed.len() == 2 {
+        // Both wrote: the same bytes, so the same entry.
+        assert_eq!(pushed[0], pushed[1]);
+    } else {
+        support::eprintln_skip("the two builds did not overlap: one pulled what the other pushed");
+    }
     // Whatever the tag ended on is a complete entry: a third machine pulls both steps.
     let (third, log) = built(&build(&slow, &work.path().join("three"), &["--cache-from", &location]));
     assert!(third["steps"].as_array().unwrap().iter().all(|s| s["pulled"].is_string()), "{log}");
     assert_eq!(images(&third), images(&reports[0].0));
+}
+
+#[test]
+fn a_step_that_is_not_reproducible_is_named_and_one_with_setuid_files_is_not_shared() {
+    let Some(registry) = Registry::start() else { return };
+    let location = format!("http://{}/kiln/cache", registry.address);
+    let work = support::tempdir();
+    let recipe = work.path().join("stamped");
+    fs::create_dir_all(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        r#"[recipe]
+name = "stamped"
+source-date-epoch = 1735689600
+
+[steps.stamp]
+script = "date +%s%N > /out/stamp"
+
+[steps.privileged]
+script = "echo tool > /out/tool && chmod 4755 /out/tool"
+"#,
+    )
+    .unwrap();
+    let (first, log) = built(&build(&recipe, &work.path().join("a"), &["--cache-to", &location]));
+    assert!(step(&first, "stamp")["pushed"].is_string(), "{log}");
+    assert!(step(&first, "privileged")["pushed"].is_null(), "{log}");
+    assert!(log.contains("privileged is not shared") && log.contains("tool is setuid or setgid"), "{log}");
+    // Another machine builds on its own, then shares: its stamp differs from the entry's.
+    let b = work.path().join("b");
+    built(&build(&recipe, &b, &[]));
+    let (second, log) = built(&build(&recipe, &b, &["--cache-to", &location]));
+    assert!(step(&second, "stamp")["pushed"].is_null(), "{log}");
+    assert!(log.contains("warning: stamp is not reproducible"), "{log}");
+    assert!(log.contains(step(&first, "stamp")["output"].as_str().unwrap()), "{log}");
 }
 
 #[test]
@@ -334,7 +436,7 @@ fn a_cache_behind_token_auth_is_used_with_the_credentials_of_kiln_push() {
             .output()
             .unwrap(),
     );
-    assert_eq!(log.matches("is not used for the rest of the build").count(), 1, "{log}");
+    assert_eq!(log.matches("is not used for pulls for the rest of the build").count(), 1, "{log}");
     assert!(log.contains("refused access"), "{log}");
     assert!(third["steps"].as_array().unwrap().iter().all(|s| s["cached"] == false));
     assert_eq!(images(&third), images(&first));
@@ -343,15 +445,16 @@ fn a_cache_behind_token_auth_is_used_with_the_credentials_of_kiln_push() {
 #[test]
 fn an_unreachable_cache_is_reported_once_and_the_build_goes_on() {
     let work = support::tempdir();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let location = format!("http://127.0.0.1:{port}/kiln/cache");
+    // Nothing listens on port 1: connections are refused at once.
+    let location = "http://127.0.0.1:1/kiln/cache";
     let quick = recipe(work.path(), "kiln", 0);
     let (report, log) = built(&build(
         &quick,
         &work.path().join("cache"),
-        &["--cache-from", &location, "--cache-to", &location],
+        &["--cache-from", location, "--cache-to", location],
     ));
-    assert_eq!(log.matches("is not used for the rest of the build").count(), 1, "{log}");
+    assert_eq!(log.matches("is not used for pulls for the rest of the build").count(), 1, "{log}");
+    assert_eq!(log.matches("is not used for pushes for the rest of the build").count(), 1, "{log}");
     assert!(
         report["steps"].as_array().unwrap().iter().all(|s| s["cached"] == false && s["pushed"].is_null())
     );
@@ -359,11 +462,12 @@ fn an_unreachable_cache_is_reported_once_and_the_build_goes_on() {
     // The same locations from the environment, as CI sets them.
     let output = support::run(
         build_command(&quick, &work.path().join("env"), &[])
-            .env("KILN_CACHE_FROM", format!("{location},http://127.0.0.1:{port}/other"))
-            .env("KILN_CACHE_TO", &location),
+            .env("KILN_CACHE_FROM", format!("{location},http://127.0.0.1:1/other"))
+            .env("KILN_CACHE_TO", location),
     );
     let (_, log) = built(&output);
-    assert_eq!(log.matches("is not used for the rest of the build").count(), 2, "{log}");
+    assert_eq!(log.matches("is not used for pulls for the rest of the build").count(), 2, "{log}");
+    assert_eq!(log.matches("is not used for pushes for the rest of the build").count(), 1, "{log}");
 
     // A location that is not one is an input error, before anything is built.
     let output = build(&quick, &work.path().join("bad"), &["--cache-to", "kiln/cache"]);

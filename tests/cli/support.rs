@@ -363,10 +363,13 @@ impl Registry {
                 ),
             };
             let config = dir.path().join("config.yml");
+            // A header only this registry sends: a port another test's registry took is not
+            // mistaken for this one.
+            let marker = dir.path().file_name().unwrap().to_string_lossy().into_owned();
             fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {address}\n{tls}",
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {address}\n  headers:\n    X-Kiln-Test: [{marker}]\n{tls}",
                     dir.path().join("data").display()
                 ),
             )
@@ -379,12 +382,15 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .unwrap();
+            let tls_config = matches!(access, Access::Htpasswd { .. });
             for _ in 0..100 {
-                if std::net::TcpStream::connect(&address).is_ok() {
-                    return Some(Registry { child, dir, address });
-                }
                 if child.try_wait().unwrap().is_some() {
                     break;
+                }
+                if std::net::TcpStream::connect(&address).is_ok()
+                    && (tls_config || answers_with(&address, &marker))
+                {
+                    return Some(Registry { child, dir, address });
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -404,6 +410,20 @@ impl Registry {
     pub(crate) fn ca_cert(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
     }
+}
+
+/// Whether the plain-HTTP server at `address` answers `GET /v2/` with `X-Kiln-Test: marker`.
+fn answers_with(address: &str, marker: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream.write_all(b"GET /v2/ HTTP/1.0\r\nHost: registry\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    response.contains(&format!("x-kiln-test: {}", marker.to_ascii_lowercase()))
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, written to `dir`.
