@@ -5,6 +5,10 @@
 //! (`ARCH`, `SRCARCH`, `srctree`, `KERNELVERSION`, `CC`, `LD`, `CC_VERSION_TEXT`, …); Kconfig
 //! reads them with `$(NAME)` and the probes see them in their environment. A run records every
 //! probe's command and output ([`Probes`]), so the same evaluation can be replayed offline.
+//!
+//! Probes run several at a time, each once, in one scratch directory: kiln takes them to be
+//! independent of one another's side effects, as the kernel's are (compiler, assembler, linker
+//! and tool checks that write only temporary files of their own).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -77,6 +81,11 @@ impl Probes {
         let outputs =
             self.outputs.iter().filter(|(c, _)| self.asked.contains(*c)).map(|(c, o)| (c.clone(), o.clone()));
         Probes { outputs: outputs.collect(), mode: self.mode.clone(), asked: self.asked.clone() }
+    }
+
+    /// Whether commands are being started in the background (a first pass).
+    pub(crate) fn is_collecting(&self) -> bool {
+        matches!(self.mode, Mode::Collect(_))
     }
 
     /// Whether commands not recorded are run.
@@ -179,9 +188,13 @@ impl Probes {
             Mode::Live => execute(command, variables, dir).map_err(ProbeFailure::Spawn)?,
             Mode::Replay => return Err(ProbeFailure::NotRecorded),
             Mode::Collect(background) => return background.answer(command),
+            // In the same directory as the background commands; one that failed to start there
+            // (too many processes at once) is run again.
             Mode::Follow(background) => match background.take(command) {
-                Some(result) => result.map_err(ProbeFailure::Spawn)?,
-                None => execute(command, variables, dir).map_err(ProbeFailure::Spawn)?,
+                Some(Ok(output)) => output,
+                Some(Err(_)) | None => {
+                    execute(command, variables, background.dir()).map_err(ProbeFailure::Spawn)?
+                }
             },
         };
         self.outputs.insert(command.to_owned(), output.clone());
@@ -304,6 +317,11 @@ impl Background {
                 Err(ProbeFailure::Pending)
             }
         }
+    }
+
+    /// Where the commands run.
+    fn dir(&self) -> &Path {
+        &self.0.shared.dir
     }
 
     /// The output of `command` if it was queued: at once if it has run, after it has if it is

@@ -37,6 +37,9 @@ type Variables = Rc<HashMap<String, Variable>>;
 struct Deferred {
     source: String,
     variables: Variables,
+    /// Where it was assigned, for `$(filename)` and `$(lineno)` in it.
+    file: PathBuf,
+    line: usize,
 }
 
 /// While probes are collected, a call whose command was built from placeholders: made again
@@ -99,6 +102,8 @@ pub(crate) struct Preprocessor<'e> {
     retries: Vec<Retry>,
     /// The round of the call being made again, if one is.
     retry_round: u32,
+    /// Probes the words and strings expanded since [`Preprocessor::take_token_pending`] wait for.
+    token_pending: Vec<String>,
     environment: &'e mut Environment,
     scratch: PathBuf,
     pub(crate) file: PathBuf,
@@ -113,6 +118,7 @@ impl<'e> Preprocessor<'e> {
             variables: Rc::new(HashMap::new()),
             retries: Vec::new(),
             retry_round: 0,
+            token_pending: Vec::new(),
             environment,
             scratch: scratch.to_owned(),
             file: PathBuf::new(),
@@ -149,6 +155,8 @@ impl<'e> Preprocessor<'e> {
                 deferred = Some(Rc::new(Deferred {
                     source: value.to_owned(),
                     variables: Rc::clone(&self.variables),
+                    file: self.file.clone(),
+                    line: self.line,
                 }));
             }
             expansion
@@ -168,6 +176,21 @@ impl<'e> Preprocessor<'e> {
             variable.deferred = deferred;
         }
         Ok(())
+    }
+
+    /// Whether probes are being collected (a first pass).
+    pub(crate) fn collecting(&self) -> bool {
+        self.environment.probes().is_collecting()
+    }
+
+    /// The probes the words and strings expanded since the last call wait for.
+    pub(crate) fn take_token_pending(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.token_pending)
+    }
+
+    /// Waits until `commands` have run.
+    pub(crate) fn wait_for(&self, commands: &[String]) {
+        self.environment.probes().wait(commands);
     }
 
     /// Waits until a deferred variable's probes have run and gives it its real value.
@@ -223,6 +246,7 @@ impl<'e> Preprocessor<'e> {
     pub(crate) fn expand_token(&mut self, input: &str) -> Result<(String, usize), LoadError> {
         let (expansion, used) =
             self.expand(input, &[], |c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))?;
+        self.token_pending.extend(expansion.pending);
         Ok((expansion.text, used))
     }
 
@@ -233,6 +257,7 @@ impl<'e> Preprocessor<'e> {
         after_dollar: &str,
     ) -> Result<(String, usize), LoadError> {
         let (expansion, used) = self.expand_dollar(after_dollar, &[])?;
+        self.token_pending.extend(expansion.pending);
         Ok((expansion.text, used))
     }
 
@@ -311,7 +336,20 @@ impl<'e> Preprocessor<'e> {
         for part in &parts[1..] {
             call_args.push(self.expand_string(part, args)?);
         }
+        if !name.pending.is_empty() {
+            // Which function or variable this is depends on a running probe: not called yet.
+            let value =
+                Expansion { text: PLACEHOLDER.to_owned(), pending: name.pending.clone(), blocked: true };
+            self.defer_call(clause, args, &value);
+            return Ok(value);
+        }
         let value = self.call(&name.text, &call_args)?;
+        self.defer_call(clause, args, &value);
+        Ok(value.depending_on(&name))
+    }
+
+    /// Records `clause` (called with `args`) to be made again if its value is `blocked`.
+    fn defer_call(&mut self, clause: &str, args: &[Expansion], value: &Expansion) {
         // A command built from placeholders: made again once its probes have run, here if
         // what it is built from can be expanded again here (not from the caller's arguments).
         if value.blocked && args.iter().all(|arg| arg.pending.is_empty()) {
@@ -325,7 +363,6 @@ impl<'e> Preprocessor<'e> {
                 round: self.retry_round,
             });
         }
-        Ok(value.depending_on(&name))
     }
 
     /// A variable, a built-in function or the environment.
@@ -370,8 +407,10 @@ impl<'e> Preprocessor<'e> {
     fn expand_variable(&mut self, name: &str, args: &[Expansion]) -> Result<Option<Expansion>, LoadError> {
         if let Some(deferred) = self.variables.get(name).and_then(|v| v.deferred.clone()) {
             let current = std::mem::replace(&mut self.variables, Rc::clone(&deferred.variables));
+            let here = (std::mem::replace(&mut self.file, deferred.file.clone()), self.line);
+            self.line = deferred.line;
             let result = self.expand_string(&deferred.source, &[]);
-            self.variables = current;
+            (self.variables, self.file, self.line) = (current, here.0, here.1);
             let value = result?;
             if value.pending.is_empty()
                 && let Some(variable) = Rc::make_mut(&mut self.variables).get_mut(name)

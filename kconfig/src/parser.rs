@@ -45,6 +45,10 @@ pub(crate) fn parse(srctree: &Path, top: &Path, environment: &mut Environment) -
     Ok(parser.tree)
 }
 
+/// How often a statement's structure is waited for at most (chains of probes in the Linux tree
+/// are three long).
+const STRUCTURE_ROUNDS: usize = 8;
+
 struct Parser<'e> {
     tree: Tree,
     macros: Preprocessor<'e>,
@@ -146,7 +150,33 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// While probes are collected: an assignment's name or a sourced file's name built from a
+    /// running probe's placeholder would change what the pass reads, so the probes it waits for
+    /// are waited for first (the pass reads on past placeholders everywhere else).
+    fn settle_structure(&mut self, line: &str) -> Result<(), LoadError> {
+        for _ in 0..STRUCTURE_ROUNDS {
+            self.macros.take_token_pending();
+            let mut lexer = Lexer::new(line);
+            let structural = match lexer.next(&mut self.macros)? {
+                Some(Token::Word(_)) => {
+                    matches!(lexer.next(&mut self.macros)?, Some(Token::Operator("=" | ":=" | "+=")))
+                }
+                Some(Token::Keyword("source")) => lexer.next(&mut self.macros)?.is_some(),
+                _ => false,
+            };
+            let pending = self.macros.take_token_pending();
+            if !structural || pending.is_empty() {
+                return Ok(());
+            }
+            self.macros.wait_for(&pending);
+        }
+        Ok(())
+    }
+
     fn statement(&mut self, line: &str) -> Result<After, LoadError> {
+        if self.macros.collecting() {
+            self.settle_structure(line)?;
+        }
         let mut lexer = Lexer::new(line);
         let Some(first) = lexer.next(&mut self.macros)? else { return Ok(After::Nothing) };
         if let Token::Word(name) = &first {

@@ -425,7 +425,10 @@ config C
     }
 
     /// `first` waits (up to 5 s) for `second` to have run: it sees it only if the first pass
-    /// started `second` without waiting for `first`, whose value a `:=` takes, to finish.
+    /// started `second` without waiting for `first`, whose value a `:=` takes, to finish. (kiln
+    /// runs probes at once, taking them to be independent, as the kernel's compiler and tool
+    /// checks are; these two are not, on purpose, to show that they overlap. The C tool, running
+    /// them one after another, would say `alone`.)
     const OVERLAPPING_PROBES: &str = "\
 first := $(shell,for i in `seq 500`; do [ -e \"$DIR/second\" ] && break; sleep 0.01; done; [ -e \"$DIR/second\" ] && echo overlapped || echo alone)
 second := $(shell,touch \"$DIR/second\"; echo second)
@@ -445,5 +448,28 @@ config A
         let tree = Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
         let evaluated = tree.olddefconfig(&crate::DotConfig::default());
         assert_eq!(evaluated.value("A").as_deref(), Some("overlapped second"));
+    }
+
+    /// An assignment's name made from a probe's output: the command using the variable must see
+    /// it defined, in the first pass too.
+    const NAME_FROM_A_PROBE: &str = "\
+prefix := $(shell,sleep 0.3; echo gcc)
+$(prefix)-flags := -O2
+config A
+\tstring
+\tdefault \"$(shell,echo ran $(gcc-flags) >>$LOG; echo x)\"
+";
+
+    #[test]
+    fn a_name_made_from_a_probe_is_waited_for_before_it_is_assigned() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Kconfig"), NAME_FROM_A_PROBE).unwrap();
+        let log = dir.path().join("log");
+        let variables = BTreeMap::from([
+            ("LOG".to_owned(), log.display().to_string()),
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+        ]);
+        Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran -O2\n");
     }
 }
