@@ -225,8 +225,7 @@ impl kiln_builder::build::Reporter for BuildProgress {
             ),
             Event::NotShared { reason } => format!("warning: {step} is not shared: {reason}"),
             Event::Unavailable { location, access, reason } => format!(
-                "warning: the shared cache {location} is not used for {} for the rest of the build: {reason}",
-                if *access == "read" { "pulls" } else { "pushes" }
+                "warning: the shared cache {location} is not used for {access} for the rest of the build: {reason}"
             ),
         });
     }

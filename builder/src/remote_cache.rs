@@ -193,11 +193,11 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// A registry could not be used for reading or writing; the build goes on without it.
+    /// A registry could not be used for pulls, pushes or both; the build goes on without it.
     Unavailable {
         /// The location.
         location: String,
-        /// `"read"` or `"write"`.
+        /// `"pulls"`, `"pushes"` or `"pulls and pushes"`: what it is no longer used for.
         access: &'static str,
         /// Why.
         reason: String,
@@ -300,7 +300,7 @@ impl Shared {
             let found = match lookup(&remote, key) {
                 Ok(found) => found,
                 Err(failure) => {
-                    self.failed(index, "read", tagged(location, key), failure, on_event);
+                    self.failed(index, PULLS, tagged(location, key), failure, on_event);
                     continue;
                 }
             };
@@ -314,10 +314,9 @@ impl Shared {
                 }
                 Err(failure) => {
                     if let Failure::Rejected(_) = failure {
-                        self.rejected
-                            .insert(format!("{}/{}@{digest}", location.registry, location.repository));
+                        self.rejected.insert(entry_id(location, &digest));
                     }
-                    self.failed(index, "read", reference, failure, on_event);
+                    self.failed(index, PULLS, reference, failure, on_event);
                 }
             }
         }
@@ -327,7 +326,6 @@ impl Shared {
     /// Pushes the cache entry `entry` (made for `key`, with output digest `output`) to the
     /// `--cache-to` location unless a usable entry for `key` is there. Returns the entry's
     /// reference when this build pushed it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &mut self,
         key: &str,
@@ -346,9 +344,7 @@ impl Shared {
         let remote = Remote::new(client, &location.repository);
         let result = match lookup(&remote, key) {
             Ok(Found::Entry { digest, config, .. })
-                if !self
-                    .rejected
-                    .contains(&format!("{}/{}@{digest}", location.registry, location.repository)) =>
+                if !self.rejected.contains(&entry_id(location, &digest)) =>
             {
                 if config.output != output {
                     let entry = reference(location, key, &digest);
@@ -379,7 +375,7 @@ impl Shared {
             }
             Err(failure) => {
                 let entry = tagged(location, key);
-                self.failed(index, "write", entry, failure, on_event);
+                self.failed(index, PUSHES, entry, failure, on_event);
                 None
             }
         }
@@ -411,14 +407,15 @@ impl Shared {
             Err(error) => {
                 (endpoint.read_off, endpoint.write_off) = (true, true);
                 let (location, reason) = (endpoint.location.to_string(), explain(&error));
-                on_event(Event::Unavailable { location, access: "read", reason });
+                on_event(Event::Unavailable { location, access: "pulls and pushes", reason });
                 false
             }
         }
     }
 
-    /// Reports a failure about `entry` of location `index`: a bad entry, a local problem (this
-    /// step only), or the registry failing for `access` (not tried again for it).
+    /// Reports a failure about `entry` of location `index` during `access` ([`PULLS`] or
+    /// [`PUSHES`]): a bad entry, a local problem (this step only), or the registry failing
+    /// (not used for `access` again).
     fn failed(
         &mut self,
         index: usize,
@@ -428,18 +425,28 @@ impl Shared {
         on_event: &mut dyn FnMut(Event),
     ) {
         match failure {
-            Failure::Rejected(reason) if access == "read" => on_event(Event::Rejected { entry, reason }),
+            Failure::Rejected(reason) if access == PULLS => on_event(Event::Rejected { entry, reason }),
             Failure::Local(reason) => on_event(Event::NotShared { reason }),
             Failure::Rejected(reason) | Failure::Unavailable(reason) => {
                 let endpoint = &mut self.endpoints[index];
-                match access {
-                    "read" => endpoint.read_off = true,
-                    _ => endpoint.write_off = true,
+                if access == PULLS {
+                    endpoint.read_off = true;
+                } else {
+                    endpoint.write_off = true;
                 }
                 on_event(Event::Unavailable { location: endpoint.location.to_string(), access, reason });
             }
         }
     }
+}
+
+/// What a location is used for, in [`Event::Unavailable`].
+const PULLS: &str = "pulls";
+const PUSHES: &str = "pushes";
+
+/// `REGISTRY/REPOSITORY@DIGEST`: one entry, whatever its tag.
+fn entry_id(location: &Location, digest: &Digest) -> String {
+    format!("{}/{}@{digest}", location.registry, location.repository)
 }
 
 /// `REGISTRY/REPOSITORY:TAG` of the entry for `key`.

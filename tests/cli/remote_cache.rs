@@ -429,6 +429,31 @@ fn a_cache_behind_token_auth_is_used_with_the_credentials_of_kiln_push() {
     assert!(second["steps"].as_array().unwrap().iter().all(|s| s["pulled"].is_string()), "{log}");
     assert!(tokens.log.lock().unwrap().iter().all(|(_, granted)| *granted));
 
+    // Read-only credentials with --cache-to: the refused push stops pushes only; a step the
+    // registry has is still pulled after it ("aaa", new, runs before "make").
+    let reader = json!({ registry.address.clone(): {
+        "username": crate::token_server::READER.0,
+        "password": crate::token_server::READER.1,
+    } });
+    let with_new_step = quick.with_file_name("recipe-with-a-new-step");
+    support::ok(Command::new("cp").arg("-R").arg(&quick).arg(&with_new_step));
+    let toml = with_new_step.join("kiln.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    fs::write(&toml, format!("{text}\n[steps.aaa]\nscript = \"echo new > /out/new\"\n")).unwrap();
+    let both = ["--cache-from", location.as_str(), "--cache-to", location.as_str()];
+    let read_only = support::kiln_with_credentials(&work.path().join("reader"), &reader);
+    let (report, log) = built(
+        &build_command_from(read_only, &with_new_step, &work.path().join("r"), &both).output().unwrap(),
+    );
+    assert_eq!(log.matches("is not used for pushes for the rest of the build").count(), 1, "{log}");
+    assert!(!log.contains("is not used for pulls"), "{log}");
+    assert_eq!(report["steps"][0]["step"], "aaa", "the refused push comes first");
+    assert!(step(&report, "aaa")["cached"] == false && step(&report, "aaa")["pushed"].is_null(), "{log}");
+    assert!(
+        step(&report, "make")["pulled"].is_string() && step(&report, "use")["pulled"].is_string(),
+        "{log}"
+    );
+
     // Without credentials the registry refuses: said once, and the steps are built.
     let anonymous = support::kiln_with_credentials(&work.path().join("nobody"), &json!({}));
     let (third, log) = built(

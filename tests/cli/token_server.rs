@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime};
 use crate::support;
 
 pub(crate) const SERVICE: &str = "kiln-test-registry";
+/// A user every token server knows besides its own, granted only `pull`.
+pub(crate) const READER: (&str, &str) = ("reader", "read-only-secret");
 pub(crate) const ISSUER: &str = "kiln-test-issuer";
 
 /// Token requests seen: the scopes asked for, and whether the credentials were right.
@@ -92,10 +94,15 @@ fn answer(
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     let scopes: Vec<String> =
         query.split('&').filter_map(|kv| kv.strip_prefix("scope=")).map(percent_decode).collect();
-    let expected = format!("basic {}", base64(format!("{user}:{password}").as_bytes(), false));
-    let authorized = head.iter().any(|h| {
-        h.to_ascii_lowercase().starts_with("authorization:") && h[14..].trim().eq_ignore_ascii_case(&expected)
-    });
+    let presents = |(user, password): (&str, &str)| {
+        let expected = format!("basic {}", base64(format!("{user}:{password}").as_bytes(), false));
+        head.iter().any(|h| {
+            h.to_ascii_lowercase().starts_with("authorization:")
+                && h[14..].trim().eq_ignore_ascii_case(&expected)
+        })
+    };
+    let read_only = presents(READER);
+    let authorized = presents((user, password)) || read_only;
     log.lock().unwrap().push((scopes.clone(), authorized));
     let mut stream = stream;
     if !authorized {
@@ -106,7 +113,8 @@ fn answer(
         .filter_map(|s| {
             let mut parts = s.splitn(3, ':');
             let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
-            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+            let actions: Vec<&str> = actions.split(',').filter(|a| !read_only || *a == "pull").collect();
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
         })
         .collect();
     #[expect(clippy::disallowed_methods, reason = "token lifetimes are wall-clock by definition")]
