@@ -577,3 +577,10 @@ pub(crate) fn require_file(path: &str) -> bool {
     }
     found
 }
+
+/// Whether a guest's report lines (the text after its `kiln-smoke: ` prefix) hold `expected`.
+/// The kernel writes to the same serial console, so one of its messages can land after a report
+/// on the same line: the report must start the line, whatever follows it.
+pub(crate) fn guest_reported(reported: &[&str], expected: &str) -> bool {
+    reported.iter().any(|line| line.starts_with(expected))
+}
