@@ -222,6 +222,25 @@ fn relative_to_root(link: &Path, target: &Path) -> PathBuf {
     if path.as_os_str().is_empty() { PathBuf::from(".") } else { path }
 }
 
+/// Whether a symbolic link `depth` directories below a root, pointing at the relative `target`,
+/// resolves inside the root, read lexically from the link's directory (`..` at the root leaves
+/// it). An absolute target never does.
+pub(crate) fn link_stays_inside(depth: usize, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut level = depth;
+    for component in target.components() {
+        match component {
+            Component::ParentDir if level == 0 => return false,
+            Component::ParentDir => level -= 1,
+            Component::Normal(_) => level += 1,
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Gives the owner write permission on `root` and every directory below it.
 pub(crate) fn make_writable(root: &Path) {
     if let Ok(meta) = fs::symlink_metadata(root)
@@ -454,19 +473,8 @@ impl Writer<'_> {
         } else {
             target.to_path_buf()
         };
-        // Resolve lexically from the link's directory: it must stay inside the root.
-        let mut level = depth;
-        for component in target.components() {
-            match component {
-                Component::ParentDir if level == 0 => {
-                    return Err(
-                        self.unsafe_entry(name, format!("a symbolic link to {shown:?}, outside the root"))
-                    );
-                }
-                Component::ParentDir => level -= 1,
-                Component::Normal(_) => level += 1,
-                _ => {}
-            }
+        if !link_stays_inside(depth, &target) {
+            return Err(self.unsafe_entry(name, format!("a symbolic link to {shown:?}, outside the root")));
         }
         Ok(target)
     }

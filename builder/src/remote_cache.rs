@@ -42,7 +42,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::num::NonZeroUsize;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -593,7 +593,7 @@ fn shareable(root: &Path) -> Result<u64, String> {
             if kind.is_symlink() {
                 let target =
                     fs::read_link(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                if !link_stays_inside(depth, &target) {
+                if !crate::extract::link_stays_inside(depth, &target) {
                     return Err(format!(
                         "{} links to {}, outside the tree",
                         relative.display(),
@@ -615,24 +615,6 @@ fn shareable(root: &Path) -> Result<u64, String> {
     let mut bytes = 0;
     visit(root, root, 0, &mut bytes)?;
     Ok(bytes)
-}
-
-/// Whether a link `depth` directories below the root, pointing at `target`, resolves (read
-/// lexically, as extraction checks it) inside the root.
-fn link_stays_inside(depth: usize, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut level = depth;
-    for component in target.components() {
-        match component {
-            Component::ParentDir if level == 0 => return false,
-            Component::ParentDir => level -= 1,
-            Component::Normal(_) => level += 1,
-            _ => {}
-        }
-    }
-    true
 }
 
 /// Packs the cache entry `entry` as an OCI artifact in a layout and pushes it, tag last.
@@ -727,6 +709,7 @@ mod tests {
 
     #[test]
     fn links_must_stay_inside_the_tree() {
+        use crate::extract::link_stays_inside;
         assert!(link_stays_inside(0, Path::new("a/b")));
         assert!(link_stays_inside(2, Path::new("../../x")));
         assert!(link_stays_inside(1, Path::new("./../x/../y")));

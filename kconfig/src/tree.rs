@@ -392,6 +392,20 @@ mod tests {
 
     use super::*;
 
+    /// The tree `kconfig` (a top-level Kconfig) in a new directory, with live probes that see
+    /// the directory as `$DIR` and a log file in it as `$LOG`.
+    fn load(kconfig: &str) -> (tempfile::TempDir, Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Kconfig"), kconfig).unwrap();
+        let variables = BTreeMap::from([
+            ("DIR".to_owned(), dir.path().display().to_string()),
+            ("LOG".to_owned(), dir.path().join("log").display().to_string()),
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+        ]);
+        let tree = Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
+        (dir, tree)
+    }
+
     /// Each probe notes itself in `$LOG`; a command built from another probe's placeholder
     /// would note an `n`.
     const DEPENDENT_PROBES: &str = "\
@@ -408,15 +422,9 @@ config C
 
     #[test]
     fn probes_built_from_other_probes_run_once_with_real_output() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Kconfig"), DEPENDENT_PROBES).unwrap();
-        let log = dir.path().join("log");
-        let variables = BTreeMap::from([
-            ("LOG".to_owned(), log.display().to_string()),
-            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
-        ]);
-        let tree = Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
-        let mut ran: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
+        let (dir, tree) = load(DEPENDENT_PROBES);
+        let mut ran: Vec<String> =
+            std::fs::read_to_string(dir.path().join("log")).unwrap().lines().map(String::from).collect();
         ran.sort();
         assert_eq!(ran, ["check GCC", "check inner", "info", "inner", "name GCC 120200"]);
         let recorded: Vec<&String> = tree.probes().outputs().keys().collect();
@@ -439,13 +447,7 @@ config A
 
     #[test]
     fn a_simple_variable_does_not_hold_up_the_probes_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Kconfig"), OVERLAPPING_PROBES).unwrap();
-        let variables = BTreeMap::from([
-            ("DIR".to_owned(), dir.path().display().to_string()),
-            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
-        ]);
-        let tree = Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
+        let (_dir, tree) = load(OVERLAPPING_PROBES);
         let evaluated = tree.olddefconfig(&crate::DotConfig::default());
         assert_eq!(evaluated.value("A").as_deref(), Some("overlapped second"));
     }
@@ -462,14 +464,7 @@ config A
 
     #[test]
     fn a_name_made_from_a_probe_is_waited_for_before_it_is_assigned() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Kconfig"), NAME_FROM_A_PROBE).unwrap();
-        let log = dir.path().join("log");
-        let variables = BTreeMap::from([
-            ("LOG".to_owned(), log.display().to_string()),
-            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
-        ]);
-        Tree::load(dir.path(), &Environment::new(variables, Probes::live())).unwrap();
-        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran -O2\n");
+        let (dir, _tree) = load(NAME_FROM_A_PROBE);
+        assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "ran -O2\n");
     }
 }
