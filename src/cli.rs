@@ -60,7 +60,10 @@ pub(crate) enum Command {
     ///
     /// Sources with `locked = true` have no pin in the recipe: this resolves them (a URL's file,
     /// an image tag's manifest digest) and the lock pins them for every later build. Run it where
-    /// the network reaches them and keep the kiln.lock it writes.
+    /// the network reaches them and keep the kiln.lock it writes. A file a Debian package
+    /// installs (`package = "…"`) is pinned with the package's version, once dpkg's database
+    /// says the package installed those bytes. `--update NAME` re-locks that source only (after
+    /// Debian updated its package, say) and keeps every other entry as it is.
     Lock(LockArgs),
     /// Pack a directory tree as a reproducible single-layer OCI image.
     Pack(PackArgs),
@@ -240,13 +243,17 @@ pub(crate) struct LockArgs {
     /// Recipe directory (holding kiln.toml).
     #[arg(default_value = ".")]
     pub(crate) recipe: PathBuf,
+    /// Re-lock only this source, keeping the rest of kiln.lock (repeatable).
+    #[arg(long = "update", value_name = "NAME")]
+    pub(crate) update: Vec<String>,
     #[command(flatten)]
     pub(crate) sources: SourceArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SourceArgs {
-    /// Use only sources already in the cache; fail naming any that is missing.
+    /// Use no network: URL and image sources only from the cache (files on this host are read
+    /// where they are); fail naming any that is missing.
     #[arg(long)]
     pub(crate) offline: bool,
     /// Use a local file or directory instead of a source, unchecked (repeatable).

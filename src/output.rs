@@ -32,6 +32,32 @@ pub(crate) fn messages(lines: &[String]) {
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// What `kiln lock --update` changed, a line per source, on stderr:
+/// `NAME: PACKAGE VERSION → VERSION (sha256 …→ …)`, or that it was already the one locked.
+pub(crate) fn lock_updates(path: &std::path::Path, updates: &[kiln_builder::lock::Update]) {
+    let describe = |entry: &kiln_builder::lock::LockedSource| match (&entry.package, &entry.version) {
+        (Some(package), Some(version)) => format!("{package} {version} (sha256 {})", short(&entry.sha256)),
+        _ => format!("sha256 {}", short(&entry.sha256)),
+    };
+    let mut lines = Vec::new();
+    for update in updates {
+        let line = match &update.before {
+            Some(before) if *before == update.after => {
+                format!("{}: unchanged, {}", update.name, describe(&update.after))
+            }
+            Some(before) => format!("{}: {} → {}", update.name, describe(before), describe(&update.after)),
+            None => format!("{}: locked, {}", update.name, describe(&update.after)),
+        };
+        lines.push(line);
+    }
+    lines.push(format!("wrote {}", path.display()));
+    messages(&lines);
+}
+
+fn short(hex: &str) -> &str {
+    hex.get(..12).unwrap_or(hex)
+}
+
 /// `file:line: warning: …` on stderr.
 pub(crate) fn warnings(warnings: &[kiln_kconfig::Warning]) {
     let text: String = warnings.iter().map(|w| format!("{w}\n")).collect();

@@ -42,6 +42,9 @@ pub struct SourceInput {
     pub digests: BTreeMap<String, String>,
     /// Whether `--source` replaced it for this build (its pin was not checked).
     pub overridden: bool,
+    /// For a file a Debian package installs: the package as `kiln.lock` pins it, as a purl
+    /// (`pkg:deb/debian/NAME@VERSION?arch=ARCH`), and its version.
+    pub package: Option<(String, String)>,
 }
 
 /// A step on the way to an image.
@@ -151,6 +154,7 @@ pub(crate) fn source_input(
         downloadable: false,
         digests: BTreeMap::new(),
         overridden: false,
+        package: None,
     };
     if let Some(fetched) = fetched.filter(|f| f.overridden) {
         input.overridden = true;
@@ -185,7 +189,15 @@ pub(crate) fn source_input(
         input.uri = url.clone();
         input.downloadable = true;
     }
-    let locked_sha256 = lock.and_then(|lock| lock.sources.get(name)).map(|entry| entry.sha256.clone());
+    let locked = lock.and_then(|lock| lock.sources.get(name));
+    if let (Some(package), Some(version), Some(architecture)) = (
+        locked.and_then(|l| l.package.as_ref()),
+        locked.and_then(|l| l.version.as_ref()),
+        locked.and_then(|l| l.architecture.as_ref()),
+    ) {
+        input.package = Some((deb_purl(package, version, architecture), version.clone()));
+    }
+    let locked_sha256 = locked.map(|entry| entry.sha256.clone());
     let sha256 = resolved.sha256.clone().or(locked_sha256).or_else(|| fetched.and_then(|f| f.sha256.clone()));
     if let Some(sha256) = sha256.filter(|s| !s.is_empty()) {
         input.digests.insert("sha256".into(), sha256);
@@ -194,6 +206,19 @@ pub(crate) fn source_input(
         input.digests.insert("sha512".into(), sha512.clone());
     }
     Ok(input)
+}
+
+/// The package URL of a Debian package: `pkg:deb/debian/NAME@VERSION?arch=ARCH`, the version
+/// percent-encoded where purl reserves a character (`:` of an epoch, `+`).
+fn deb_purl(package: &str, version: &str, architecture: &str) -> String {
+    let version: String = version
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' | '~' => c.to_string(),
+            other => format!("%{:02X}", u32::from(other)),
+        })
+        .collect();
+    format!("pkg:deb/debian/{package}@{version}?arch={architecture}")
 }
 
 /// Where the documents are written beside the layout `out`: `<OUT>.attestations`.
@@ -269,6 +294,18 @@ mod tests {
     use super::*;
     use sha2::Digest as _;
 
+    #[test]
+    fn debian_purls_encode_what_purl_reserves_in_a_version() {
+        assert_eq!(
+            deb_purl("linux-source-6.12", "6.12.117-1~deb12u1", "all"),
+            "pkg:deb/debian/linux-source-6.12@6.12.117-1~deb12u1?arch=all"
+        );
+        assert_eq!(
+            deb_purl("busybox-static", "1:1.35.0-4+deb12u1+b1", "amd64"),
+            "pkg:deb/debian/busybox-static@1%3A1.35.0-4%2Bdeb12u1%2Bb1?arch=amd64"
+        );
+    }
+
     /// A small image: a file, an executable ELF header, a module-like name that is no module.
     fn fixture() -> (tempfile::TempDir, ImageInputs, BuildContext) {
         use std::os::unix::fs::PermissionsExt as _;
@@ -298,6 +335,7 @@ mod tests {
                 downloadable: true,
                 digests: [("sha256".to_owned(), "ab".repeat(32))].into(),
                 overridden: false,
+                package: None,
             }],
             steps: vec![StepInput { name: "tool".into(), key: "cd".repeat(32), output: "ef".repeat(32) }],
             base: None,

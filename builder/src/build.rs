@@ -257,6 +257,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
                     downloadable: false,
                     digests: BTreeMap::new(),
                     overridden: false,
+                    package: None,
                 })
                 .collect(),
             steps: steps
@@ -312,7 +313,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
                 run.source(name)?;
             }
         }
-        Lock::new(recipe, &run.fetched).write(&recipe.dir)?;
+        Lock::new(recipe, &run.fetched, &options.cache)?.write(&recipe.dir)?;
         true
     } else {
         false
@@ -492,7 +493,7 @@ impl Run<'_> {
                 Some((_, digest)) => format!("step:sha256:{digest}"),
                 None if self.options.fetch.overrides.contains_key(input) => self.source(input)?.identity,
                 // Without a lock, a source it would pin is identified by what it resolves to.
-                None if self.lock.is_none() && self.recipe.sources[input].locked => {
+                None if self.lock.is_none() && self.recipe.sources[input].pinned_by_lock() => {
                     self.source(input)?.identity
                 }
                 None => source::identity(self.recipe, &source::resolve(self.recipe, input, self.lock)?)?,

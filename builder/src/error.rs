@@ -58,6 +58,19 @@ pub enum Error {
         /// How.
         reason: String,
     },
+    /// A source a Debian package provides is not the file `kiln.lock` pins: the package was
+    /// updated (or removed, or its file changed) on this host since the lock was written.
+    #[error("{0}")]
+    PackageChanged(Box<crate::lock::StalePackage>),
+    /// The host's package database does not vouch for a source a Debian package provides.
+    #[error("source {name:?}")]
+    Package {
+        /// The source's name.
+        name: String,
+        /// What the database says.
+        #[source]
+        source: Box<crate::dpkg::Error>,
+    },
     /// A source could not be fetched.
     #[error("cannot fetch source {name:?} from {origin}: {reason}")]
     Fetch {
@@ -266,6 +279,12 @@ impl Error {
                  image), or run `kiln lock` on a machine that can reach them and keep the kiln.lock it writes"
                     .into(),
             ),
+            Error::PackageChanged(stale) => Some(stale.hint()),
+            Error::Package { source, .. }
+                if let crate::dpkg::Error::NotInstalled { package, .. } = &**source =>
+            {
+                Some(format!("install it: apt-get install {package}"))
+            }
             Error::LockMismatch { .. } => {
                 Some("if the recipe's change is intended, run `kiln lock` to record it".into())
             }
@@ -290,6 +309,9 @@ impl Error {
         if let Error::Modules(error) = self {
             return error.is_input_error();
         }
+        if let Error::Package { source, .. } = self {
+            return source.is_input_error();
+        }
         matches!(
             self,
             Error::StepFailed { .. }
@@ -298,6 +320,7 @@ impl Error {
                 | Error::Recipe { .. }
                 | Error::ChecksumMismatch { .. }
                 | Error::LockMismatch { .. }
+                | Error::PackageChanged(_)
                 | Error::KernelConfig { .. }
                 | Error::Signing { .. }
                 | Error::ModuleMismatch { .. }

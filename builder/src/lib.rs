@@ -13,7 +13,8 @@
 //!   images; [`cache`] is where entries live, [`tree`] the content digest of a tree.
 //! - [`remote_cache`]: the step cache shared between machines through an OCI registry
 //!   (`--cache-from`, `--cache-to`), every entry verified before use.
-//! - [`source`]: fetching into the cache, checked against pins.
+//! - [`source`]: fetching into the cache, checked against pins; [`dpkg`]: the host's package
+//!   database, which vouches for a source a Debian package installs.
 //! - [`extract`]: safe extraction of tar archives (gzip, xz, zstd, bzip2) and `.deb` packages
 //!   ([`deb`]).
 //! - [`extension`]: Talos system extensions assembled from steps' trees, validated and checked
@@ -39,6 +40,7 @@ pub mod boot;
 pub mod build;
 pub mod cache;
 pub mod deb;
+pub mod dpkg;
 mod error;
 pub mod extension;
 pub mod extract;

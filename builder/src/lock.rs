@@ -6,10 +6,12 @@
 //! a fetched file that does not match it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::Cache;
+use crate::dpkg::Database;
 use crate::error::{Error, Result};
 use crate::recipe::Recipe;
 use crate::source::{self, Fetched};
@@ -48,29 +50,93 @@ pub struct LockedSource {
     pub sha512: Option<String>,
     /// Size in bytes.
     pub size: u64,
+    /// For a file a Debian package installs: the package, as the recipe names it…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// …its version when the file was locked…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// …and its architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+}
+
+/// A source a Debian package installs whose file on this host is not the one `kiln.lock`
+/// pins (or is gone): what a build says before it stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StalePackage {
+    /// The source's name.
+    pub name: String,
+    /// The file the package installs.
+    pub path: PathBuf,
+    /// The package.
+    pub package: String,
+    /// The version kiln.lock was written with.
+    pub locked_version: String,
+    /// The version installed here, if any.
+    pub installed_version: Option<String>,
+    /// Whether there is a file at `path` (with other bytes).
+    pub found: bool,
+    /// The recipe directory (for the command that re-locks it).
+    pub recipe: PathBuf,
+}
+
+impl StalePackage {
+    /// The two ways on: re-lock to this host's package, or install the locked version.
+    pub fn hint(&self) -> String {
+        let StalePackage { name, package, locked_version, recipe, .. } = self;
+        format!(
+            "to build with this host's package, re-lock that source: `kiln lock --update {name} {}` \
+             (its outputs change; keep the new kiln.lock); to build what the lock pins, install \
+             {package}={locked_version} (`apt-get install {package}={locked_version}` where the \
+             archive still has it)",
+            recipe.display()
+        )
+    }
+}
+
+impl std::fmt::Display for StalePackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let StalePackage { name, path, package, locked_version: locked, .. } = self;
+        let what = if self.found { "is not the file kiln.lock pins" } else { "is missing" };
+        write!(f, "source {name:?}: {} {what}: ", path.display())?;
+        match self.installed_version.as_deref() {
+            None => write!(f, "Debian package {package} is not installed here; kiln.lock has {locked}"),
+            Some(installed) if installed == locked => write!(
+                f,
+                "Debian package {package} is {installed} as kiln.lock has, but its file was changed \
+                 since (dpkg --verify {package})"
+            ),
+            Some(installed) => {
+                write!(f, "Debian package {package} is {installed} on this host, kiln.lock has {locked}")
+            }
+        }
+    }
+}
+
+/// What `kiln lock --update` did to one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The source's name.
+    pub name: String,
+    /// Its entry before, if it had one.
+    pub before: Option<LockedSource>,
+    /// Its entry now.
+    pub after: LockedSource,
 }
 
 impl Lock {
-    /// The lock for `recipe` with its sources fetched.
-    pub fn new(recipe: &Recipe, fetched: &BTreeMap<String, Fetched>) -> Lock {
-        let sources = recipe
-            .sources
-            .iter()
-            .filter(|(_, source)| !source::is_local_dir(recipe, source))
-            .filter_map(|(name, source)| {
-                let fetched = fetched.get(name)?;
-                Some((
-                    name.clone(),
-                    LockedSource {
-                        origin: source::recipe_origin(source),
-                        sha256: fetched.sha256.clone().unwrap_or_default(),
-                        sha512: source.sha512.clone(),
-                        size: fetched.size.unwrap_or(0),
-                    },
-                ))
-            })
-            .collect();
-        Lock {
+    /// The lock for `recipe` with its sources fetched. A file a Debian package installs is
+    /// recorded with the package's version, once the host's package database vouches for the
+    /// bytes fetched into `cache`.
+    pub fn new(recipe: &Recipe, fetched: &BTreeMap<String, Fetched>, cache: &Cache) -> Result<Lock> {
+        let mut sources = BTreeMap::new();
+        for name in recipe.sources.iter().filter(|(_, s)| !source::is_local_dir(recipe, s)).map(|(n, _)| n) {
+            if let Some(fetched) = fetched.get(name) {
+                sources.insert(name.clone(), entry(recipe, name, fetched, cache)?);
+            }
+        }
+        Ok(Lock {
             version: 1,
             kiln: env!("CARGO_PKG_VERSION").to_owned(),
             compression: kiln_layers::compress::identities()
@@ -78,7 +144,7 @@ impl Lock {
                 .map(|(algorithm, identity)| (algorithm.to_owned(), identity))
                 .collect(),
             sources,
-        }
+        })
     }
 
     /// Reads `DIR/kiln.lock`, if there is one.
@@ -129,6 +195,27 @@ impl Lock {
                     format!("the recipe takes it from {origin}, kiln.lock from {}", locked.origin),
                 ));
             }
+            if let Some(package) = &source.package {
+                match (&locked.package, &locked.version) {
+                    (Some(locked_package), Some(_)) if locked_package == package => {}
+                    (Some(locked_package), _) => {
+                        return Err(mismatch(
+                            name,
+                            format!(
+                                "the recipe says package {package} installs it, kiln.lock {locked_package}"
+                            ),
+                        ));
+                    }
+                    (None, _) => {
+                        return Err(mismatch(
+                            name,
+                            format!(
+                                "kiln.lock does not record the version of package {package}, which installs it"
+                            ),
+                        ));
+                    }
+                }
+            }
             let pinned_sha256 = source
                 .sha256
                 .clone()
@@ -171,10 +258,85 @@ impl Lock {
     }
 }
 
+/// The lock's entry for a fetched source.
+fn entry(recipe: &Recipe, name: &str, fetched: &Fetched, cache: &Cache) -> Result<LockedSource> {
+    let source = &recipe.sources[name];
+    let sha256 = fetched.sha256.clone().unwrap_or_default();
+    let mut entry = LockedSource {
+        origin: source::recipe_origin(source),
+        sha256: sha256.clone(),
+        sha512: source.sha512.clone(),
+        size: fetched.size.unwrap_or(0),
+        package: None,
+        version: None,
+        architecture: None,
+    };
+    if let (Some(package), Some(path)) = (&source.package, &source.path) {
+        if fetched.overridden {
+            return Err(Error::Fetch {
+                name: name.to_owned(),
+                origin: path.display().to_string(),
+                reason: format!(
+                    "kiln.lock records the file package {package} installs, not a --source replacement"
+                ),
+            });
+        }
+        let package_error = |source| Error::Package { name: name.to_owned(), source: Box::new(source) };
+        let installed = Database::host().holding(package, path).map_err(package_error)?;
+        // The bytes kept in the cache, which builds use, are the ones the package installed.
+        installed.verify(path, &cache.source(&sha256)).map_err(package_error)?;
+        entry.package = Some(installed.package);
+        entry.version = Some(installed.version);
+        entry.architecture = Some(installed.architecture);
+    }
+    Ok(entry)
+}
+
+/// Re-locks the sources `names` of `recipe` and nothing else: each is fetched afresh (a
+/// Debian package's file as the host has it now) and its entry replaced; every other entry of
+/// the existing `kiln.lock` is kept as it is, fetched or not.
+pub fn update(
+    recipe: &Recipe,
+    names: &[String],
+    cache: &Cache,
+    options: &source::FetchOptions,
+) -> Result<(Lock, Vec<Update>)> {
+    let lock_path = recipe.dir.join(FILE_NAME);
+    let invalid = |reason: String| Error::Recipe { path: lock_path.clone(), line: None, reason };
+    let Some(mut lock) = Lock::read(&recipe.dir)? else {
+        return Err(invalid(format!(
+            "there is no {FILE_NAME} to update: `kiln lock {}` writes one",
+            recipe.dir.display()
+        )));
+    };
+    let mut updates = Vec::new();
+    for name in names {
+        let lockable = recipe.sources.get(name).filter(|source| !source::is_local_dir(recipe, source));
+        if lockable.is_none() {
+            let known: Vec<&str> = recipe
+                .sources
+                .iter()
+                .filter(|(_, source)| !source::is_local_dir(recipe, source))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            return Err(invalid(format!(
+                "--update {name}: the recipe has no source {name:?} that kiln.lock pins (those it pins: {})",
+                known.join(", ")
+            )));
+        }
+        let fetched = source::fetch(recipe, name, cache, options, None)?;
+        let after = entry(recipe, name, &fetched, cache)?;
+        let before = lock.sources.insert(name.clone(), after.clone());
+        updates.push(Update { name: name.clone(), before, after });
+    }
+    lock.write(&recipe.dir)?;
+    Ok((lock, updates))
+}
+
 /// Fetches every source of `recipe` and writes its `kiln.lock`. Sources that cannot be had
 /// (unreachable, or offline and not cached) are left out of the lock it writes, and then
 /// reported together as [`Error::MissingSources`].
-pub fn lock(recipe: &Recipe, cache: &crate::cache::Cache, options: &source::FetchOptions) -> Result<Lock> {
+pub fn lock(recipe: &Recipe, cache: &Cache, options: &source::FetchOptions) -> Result<Lock> {
     let mut fetched = BTreeMap::new();
     let mut missing = Vec::new();
     for (name, source) in &recipe.sources {
@@ -194,7 +356,7 @@ pub fn lock(recipe: &Recipe, cache: &crate::cache::Cache, options: &source::Fetc
             Err(error) => return Err(error),
         }
     }
-    let lock = Lock::new(recipe, &fetched);
+    let lock = Lock::new(recipe, &fetched, cache)?;
     lock.write(&recipe.dir)?;
     if missing.is_empty() { Ok(lock) } else { Err(Error::MissingSources { missing, blocked: Vec::new() }) }
 }

@@ -10,7 +10,8 @@
 //!       "externalParameters": { "recipe": { "name", "file": "kiln.toml", "sha256" },
 //!                               "lock": { "file": "kiln.lock", "sha256" } | null, "image": "NAME:TAG" },
 //!       "internalParameters": { "SOURCE_DATE_EPOCH", "environment", "hostname", "toolchain", "kiln" },
-//!       "resolvedDependencies": [{ "name", "uri", "digest": { "sha256" | "sha512" | "kiln-tree-sha256" } }] },
+//!       "resolvedDependencies": [{ "name", "uri", "digest": { "sha256" | "sha512" | "kiln-tree-sha256" },
+//!                                  "annotations": { "overridden": "true", "purl": "pkg:deb/…" } }] },
 //!     "runDetails": {
 //!       "builder": { "id": "https://kiln.invalid/kiln@<version>", "version": { "kiln": "<version>" } },
 //!       "metadata": { "invocationId": "<NAME:TAG>@<manifest digest>" },
@@ -22,7 +23,8 @@
 //! in `externalParameters.image`; every step ran in kiln's sandbox with `internalParameters`'
 //! environment and hostname, on the toolchain whose identity (SHA-256 of its tools' versions, as
 //! the steps' cache keys use it) is given. The resolved dependencies are the recipe's sources that
-//! flowed into the image, each with the digest the build checked it against. Nothing in the
+//! flowed into the image, each with the digest the build checked it against (and, for a file a
+//! Debian package installs, the package's purl with the version `kiln.lock` pins). Nothing in the
 //! statement reads the clock: `runDetails.metadata` has no start or finish time, so the same
 //! inputs give the same bytes.
 
@@ -142,11 +144,12 @@ pub fn statement(image: &ImageInputs, context: &BuildContext) -> Result<Vec<u8>>
             name: source.name.clone(),
             uri: Some(source.uri.clone()),
             digest: source.digests.clone(),
-            annotations: if source.overridden {
-                [("overridden".to_owned(), "true".to_owned())].into()
-            } else {
-                BTreeMap::new()
-            },
+            annotations: source
+                .overridden
+                .then(|| ("overridden".to_owned(), "true".to_owned()))
+                .into_iter()
+                .chain(source.package.as_ref().map(|(purl, _)| ("purl".to_owned(), purl.clone())))
+                .collect(),
         })
         .collect();
     let statement = Statement {

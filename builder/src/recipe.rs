@@ -22,6 +22,11 @@
 //! url = "https://…/release.tar.gz"    # the URL (or an image's tag) where the network is
 //! locked = true
 //!
+//! [sources.linux]                     # a file a Debian package installs on this host:
+//! path = "/usr/src/linux-source-6.12.tar.xz"
+//! package = "linux-source-6.12"       # kiln.lock pins it with the package's version; when
+//! unpack = true                       # Debian updates it, `kiln lock --update linux`
+//!
 //! [steps.compile]                     # a shell script in the sandbox
 //! inputs = ["greeting"]               # sources and steps, read-only at /inputs/<name>
 //! env = { CFLAGS = "-O2" }
@@ -141,12 +146,24 @@ pub struct Source {
     /// it, records what the URL's file or the image tag resolved to; builds then hold it to that.
     #[serde(default)]
     pub locked: bool,
+    /// The Debian package that installs `path` on the host. Such a file is pinned by
+    /// `kiln.lock` (with the package's version), never in the recipe: a distribution replaces it
+    /// with each update, and `kiln lock --update NAME` re-pins it on purpose.
+    #[serde(default)]
+    pub package: Option<String>,
     /// Extract the archive (tar, compressed or not, or `.deb`) for the steps.
     #[serde(default)]
     pub unpack: bool,
     /// Leading path components dropped when extracting.
     #[serde(default)]
     pub strip_components: usize,
+}
+
+impl Source {
+    /// Whether `kiln.lock` pins it rather than the recipe (`locked = true`, or a package's file).
+    pub fn pinned_by_lock(&self) -> bool {
+        self.locked || self.package.is_some()
+    }
 }
 
 /// A shell script run in the sandbox.
@@ -406,6 +423,11 @@ impl Recipe {
             }
             let local_dir = source.path.as_ref().is_some_and(|p| self.dir.join(p).is_dir());
             let pinned = source.sha256.is_some() || source.sha512.is_some();
+            if let Some(package) = &source.package {
+                check_package(name, package, source, pinned)
+                    .map_err(|reason| invalid(format!("source {name:?}: {reason}")))?;
+                continue;
+            }
             if source.locked && (pinned || source.url.is_none()) {
                 return Err(invalid(format!(
                     "source {name:?}: locked = true is for a URL or image without a pin in the recipe"
@@ -700,6 +722,35 @@ pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
 fn dedup_in_order(names: Vec<String>) -> Vec<String> {
     let mut seen = BTreeSet::new();
     names.into_iter().filter(|name| seen.insert(name.clone())).collect()
+}
+
+/// A package's file: an absolute path (where the package installs it), pinned only by the lock.
+fn check_package(
+    name: &str,
+    package: &str,
+    source: &Source,
+    pinned: bool,
+) -> std::result::Result<(), String> {
+    // Debian policy 5.6.1: lowercase letters, digits, `+ - .`, at least two characters,
+    // starting with a letter or digit.
+    let valid = package.len() >= 2
+        && package.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+        && package.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if !valid {
+        return Err(format!("package {package:?} is not a Debian package name"));
+    }
+    if !source.path.as_ref().is_some_and(|path| path.is_absolute()) {
+        return Err(format!(
+            "package = {package:?} names where a file comes from: give its absolute path = \"…\" as the package installs it"
+        ));
+    }
+    if pinned {
+        return Err(format!(
+            "a file of package {package} is pinned by kiln.lock, with the package's version, not in \
+             the recipe: drop sha256/sha512 and run `kiln lock --update {name}`"
+        ));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> std::result::Result<(), &'static str> {

@@ -3,7 +3,8 @@
 //! A `path` source is copied into the cache, an `http(s)` source downloaded into it, both
 //! hashed on the way and renamed into place only when the checksum matches the recipe. A
 //! cached file is checked again before each use, so a damaged cache entry is fetched anew.
-//! `--offline` uses the cache only. `--source NAME=PATH` replaces a source for local
+//! `--offline` takes URL and image sources from the cache only (files on this host are read
+//! where they are). `--source NAME=PATH` replaces a source for local
 //! development: a directory is used as the extracted tree, a file as the source file, neither
 //! checked against the pin.
 
@@ -78,7 +79,7 @@ pub fn identity(recipe: &Recipe, source: &Source) -> Result<String> {
 /// have is [`Error::Unpinned`].
 pub fn resolve(recipe: &Recipe, name: &str, lock: Option<&crate::lock::Lock>) -> Result<Source> {
     let source = &recipe.sources[name];
-    if !source.locked {
+    if !source.pinned_by_lock() {
         return Ok(source.clone());
     }
     let entry =
@@ -155,14 +156,18 @@ pub fn fetch(
     let _lock = cache.lock(&lock_name)?;
     let file = match cached(cache, source)? {
         Some(file) => file,
-        None if options.offline => {
+        // Offline means no network: a file on this host is read where it is.
+        None if options.offline && source.url.is_some() => {
             return Err(Error::Offline {
                 name: name.to_owned(),
                 origin: origin(recipe, source),
                 cache: cache.root().to_owned(),
             });
         }
-        None => download(recipe, name, source, cache)?,
+        None => download(recipe, name, source, cache).map_err(|error| match (&source.package, lock) {
+            (Some(package), Some(lock)) => package_changed(recipe, name, package, lock, error),
+            _ => error,
+        })?,
     };
     let size = fs::metadata(&file).map_err(|e| Error::Read { path: file.clone(), source: e })?.len();
     let sha256 = file.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -181,6 +186,34 @@ pub fn fetch(
         pin => pin,
     };
     Ok(Fetched { path, identity, sha256, size: Some(size), overridden: false })
+}
+
+/// A package's file that is not the one `lock` pins, or is gone, as [`Error::PackageChanged`]:
+/// the package, its locked version and the one installed now.
+fn package_changed(
+    recipe: &Recipe,
+    name: &str,
+    package: &str,
+    lock: &crate::lock::Lock,
+    error: Error,
+) -> Error {
+    let found = match &error {
+        Error::ChecksumMismatch { .. } => true,
+        Error::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => false,
+        _ => return error,
+    };
+    let (Some(locked), Some(path)) = (lock.sources.get(name), recipe.sources[name].path.clone()) else {
+        return error;
+    };
+    Error::PackageChanged(Box::new(crate::lock::StalePackage {
+        name: name.to_owned(),
+        path,
+        package: package.to_owned(),
+        locked_version: locked.version.clone().unwrap_or_default(),
+        installed_version: crate::dpkg::Database::host().version(package).ok().flatten(),
+        found,
+        recipe: recipe.dir.clone(),
+    }))
 }
 
 /// A directory of the recipe, as the steps see it: a copy in the cache with the modes version

@@ -40,12 +40,17 @@ pub(crate) fn run(args: BuildArgs) -> anyhow::Result<Exit> {
 
 pub(crate) fn lock(args: LockArgs) -> anyhow::Result<Exit> {
     let recipe = Recipe::load(&args.recipe)?;
-    let lock = kiln_builder::lock::lock(&recipe, &Cache::open(None)?, &fetch_options(args.sources))
-        .with_context(|| format!("cannot lock {}", args.recipe.display()))?;
-    output::messages(&[format!(
-        "wrote {} ({} sources)",
-        args.recipe.join(kiln_builder::lock::FILE_NAME).display(),
-        lock.sources.len()
-    )]);
+    let cache = Cache::open(None)?;
+    let path = args.recipe.join(kiln_builder::lock::FILE_NAME);
+    if args.update.is_empty() {
+        let lock = kiln_builder::lock::lock(&recipe, &cache, &fetch_options(args.sources))
+            .with_context(|| format!("cannot lock {}", args.recipe.display()))?;
+        output::messages(&[format!("wrote {} ({} sources)", path.display(), lock.sources.len())]);
+        return Ok(Exit::Success);
+    }
+    let (_, updates) =
+        kiln_builder::lock::update(&recipe, &args.update, &cache, &fetch_options(args.sources))
+            .with_context(|| format!("cannot update {}", path.display()))?;
+    output::lock_updates(&path, &updates);
     Ok(Exit::Success)
 }

@@ -16,6 +16,7 @@ mod kconfig_eval;
 mod kernel;
 mod modules;
 mod modules_sign;
+mod packages;
 mod proxy;
 mod registry;
 mod remote_cache;

@@ -231,6 +231,14 @@ fn source_package(source: &SourceInput) -> Package {
     } else {
         package.source_info = Some(format!("recipe source {:?}: {}", source.name, source.origin));
     }
+    if let Some((purl, version)) = &source.package {
+        package.version_info = Some(version.clone());
+        package.external_refs.push(ExternalRef {
+            reference_category: "PACKAGE-MANAGER",
+            reference_type: "purl",
+            reference_locator: purl.clone(),
+        });
+    }
     for (algorithm, spdx_algorithm) in [("sha256", "SHA256"), ("sha512", "SHA512")] {
         if let Some(value) = source.digests.get(algorithm) {
             package.checksums.push(Checksum { algorithm: spdx_algorithm, checksum_value: value.clone() });
