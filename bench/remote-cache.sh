@@ -55,6 +55,10 @@ build() { # MACHINE ARGS...
     >"$work/$machine.digests" 2>"$work/$machine.log"
 }
 
+# As scripts/smoke does: the files Debian packages install are re-locked to this host's packages.
+echo "bench: re-locking linux, systemd-stub and systemd-boot to this host's Debian packages" >&2
+KILN_CACHE=$work/lock "$kiln" lock "$root/recipes/smoke" --update linux --update systemd-stub --update systemd-boot
+
 echo "bench: machine A: cold build of recipes/smoke, pushing to $location" >&2
 start=$(now)
 build a --cache-to "$location"

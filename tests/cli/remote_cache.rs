@@ -180,7 +180,7 @@ fn a_second_machine_pulls_the_smoke_kernel_instead_of_compiling_it() {
     }
     let location = format!("http://{}/kiln/cache", registry.address);
     let work = support::tempdir();
-    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    let smoke = support::smoke_recipe();
 
     // Machine A: the cache scripts/smoke filled (its kernel built once per run) pushes every step.
     let started = Instant::now();

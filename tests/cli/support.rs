@@ -263,22 +263,36 @@ pub(crate) fn pack(tree: &Path, out: &Path, reference: &str, extra: &[&str]) -> 
 }
 
 /// The Linux 6.12 source tree from Debian's `linux-source-6.12`, extracted once per build
-/// directory and shared by every test that needs it (`target/tmp/linux-6.12`). `None`, with the
-/// reason printed, when the package is missing outside CI.
+/// directory and installed tarball, and shared by every test that needs it
+/// (`target/tmp/linux-6.12-SIZE-MTIME`: when Debian replaces the package, the next run extracts
+/// the new tarball and removes the old tree). `None`, with the reason printed, when the package
+/// is missing outside CI.
 pub(crate) fn linux_source() -> Option<PathBuf> {
     let tarball = Path::new("/usr/src/linux-source-6.12.tar.xz");
-    if !tarball.exists() {
+    let Ok(metadata) = fs::metadata(tarball) else {
         let message = "linux-source-6.12 is not installed; run scripts/install-deps";
         assert!(std::env::var_os("CI").is_none(), "CI requires it: {message}");
         eprintln_skip(message);
         return None;
-    }
+    };
+    let stamp = format!(
+        "{}-{}",
+        metadata.len(),
+        metadata.modified().unwrap().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+    );
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let tree = cache.join("linux-6.12");
+    let tree = cache.join(format!("linux-6.12-{stamp}"));
     fs::create_dir_all(cache).unwrap();
     let lock = File::create(cache.join("linux-6.12.lock")).unwrap();
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     if !tree.join("Makefile").exists() {
+        for entry in fs::read_dir(cache).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("linux-6.12") && path.is_dir() && path != tree {
+                fs::remove_dir_all(&path).unwrap();
+            }
+        }
         let staging = tempfile::Builder::new().prefix(".linux-").tempdir_in(cache).unwrap();
         ok(Command::new("tar")
             .arg("-xf")
@@ -291,6 +305,20 @@ pub(crate) fn linux_source() -> Option<PathBuf> {
         fs::rename(&staged, &tree).unwrap();
     }
     Some(tree)
+}
+
+/// The kernel version of a Linux tree (`VERSION.PATCHLEVEL.SUBLEVEL` of its Makefile): what
+/// Debian's current `linux-source-6.12` holds, never a version written into a test.
+pub(crate) fn linux_version(tree: &Path) -> String {
+    let makefile = fs::read_to_string(tree.join("Makefile")).unwrap();
+    let value = |name: &str| {
+        makefile
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim_start().strip_prefix('=').map(str::trim))
+            .unwrap_or_else(|| panic!("{name} is not in {}", tree.join("Makefile").display()))
+            .to_owned()
+    };
+    format!("{}.{}.{}", value("VERSION"), value("PATCHLEVEL"), value("SUBLEVEL"))
 }
 
 #[expect(clippy::print_stderr, reason = "a skipped test must say why")]
@@ -521,11 +549,43 @@ pub(crate) fn kiln_as_nobody(dir: &Path) -> Option<Command> {
     Some(command)
 }
 
+/// The sources of recipes/smoke that Debian packages install, pinned by its kiln.lock.
+pub(crate) const SMOKE_PACKAGE_SOURCES: [&str; 3] = ["linux", "systemd-stub", "systemd-boot"];
+
+/// recipes/smoke, ready to build here: as scripts/smoke does, the files Debian packages install
+/// are re-locked to this host's packages first (once per test process), and the test says so. A
+/// Debian update between two runs changes its kiln.lock, never breaks the tests.
+#[expect(clippy::print_stderr, reason = "a deliberate re-lock is announced")]
+pub(crate) fn smoke_recipe() -> PathBuf {
+    static RELOCKED: std::sync::Once = std::sync::Once::new();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    RELOCKED.call_once(|| {
+        eprintln!(
+            "re-locking {} of recipes/smoke to this host's Debian packages",
+            SMOKE_PACKAGE_SOURCES.join(", ")
+        );
+        let mut command = kiln();
+        command.env("KILN_CACHE", shared_cache()).arg("lock").arg(&recipe);
+        for name in SMOKE_PACKAGE_SOURCES {
+            command.args(["--update", name]);
+        }
+        let output = run(&mut command);
+        let report = String::from_utf8_lossy(&output.stderr);
+        eprint!("{report}");
+        // Outside CI a host without the packages skips the tests that need them; CI has them.
+        assert!(
+            output.status.success() || std::env::var_os("CI").is_none(),
+            "CI requires recipes/smoke's packages: {report}"
+        );
+    });
+    recipe
+}
+
 /// A copy of recipes/smoke in `dir`, with the module source it shares with recipes/solana.
 pub(crate) fn smoke_recipe_copy(dir: &Path) -> PathBuf {
     let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
     let recipe = dir.join("smoke");
-    ok(Command::new("cp").arg("-R").arg(recipes.join("smoke")).arg(&recipe));
+    ok(Command::new("cp").arg("-R").arg(smoke_recipe()).arg(&recipe));
     // The module source the smoke recipe shares with the solana recipe, at the same place.
     fs::create_dir_all(dir.join("solana")).unwrap();
     ok(Command::new("cp").arg("-R").arg(recipes.join("solana/optimizer")).arg(dir.join("solana")));
@@ -539,7 +599,7 @@ pub(crate) fn build_smoke(out: &Path) -> serde_json::Value {
         .env("KILN_CACHE", shared_cache())
         .env_remove("SOURCE_DATE_EPOCH")
         .arg("build")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke"))
+        .arg(smoke_recipe())
         .arg("--out")
         .arg(out)
         .arg("--json"));

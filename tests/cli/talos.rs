@@ -153,7 +153,7 @@ fn the_smoke_recipe_assembles_talos_boot_assets() {
     assert!(bundle.join("rootfs/usr/bin/installer").is_file(), "the base layer is there");
 
     // The machine-config patch pins the installer by the digest it has in the layout.
-    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/smoke");
+    let recipe = support::smoke_recipe();
     let patch = support::ok(
         support::kiln()
             .arg("machine-config")
