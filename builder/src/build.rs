@@ -508,7 +508,12 @@ impl Run<'_> {
             "step": definition,
             "environment": spec.environment(),
             "inputs": identities,
-            "sandbox": { "hostname": HOSTNAME, "toolchain": toolchain, "mounts": mounts },
+            "sandbox": {
+                "hostname": HOSTNAME,
+                "toolchain": toolchain,
+                "mounts": mounts,
+                "confinement": sandbox::CONFINEMENT,
+            },
         });
         let key = hex::encode(Sha256::digest(
             kiln_reproducible::json::to_vec(&key_document)

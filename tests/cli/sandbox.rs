@@ -146,3 +146,165 @@ fn refused_user_namespaces_are_explained() {
     assert!(message.contains("hint: allow unprivileged user namespaces"), "{message}");
     assert!(message.contains("user.max_user_namespaces = 0"), "{message}");
 }
+
+/// Every attack `escape.c` makes, as it names them: each must be refused.
+const ESCAPES: [&str; 33] = [
+    "in the step's namespaces: remount the toolchain writable: mount",
+    "in the step's namespaces: remount the input writable: mount",
+    "in the step's namespaces: clear the input's read-only flag: mount_setattr",
+    "in the step's namespaces: clear the toolchain's read-only flag: mount_setattr",
+    "in the step's namespaces: bind /build over the input: mount",
+    "in the step's namespaces: tmpfs over the toolchain: mount",
+    "in the step's namespaces: unmount the input: umount2",
+    "in the step's namespaces: unmount the toolchain: umount2",
+    "in the step's namespaces: mount a new proc: mount",
+    "in the step's namespaces: attach a clone of /build over the input: open_tree",
+    "in the step's namespaces: attach a new tmpfs over the toolchain: fsopen",
+    "in the step's namespaces: pivot the root: pivot_root",
+    "new mount namespace: unshare",
+    "new user and mount namespaces: unshare",
+    "new user namespace: clone",
+    "new user namespace: clone3",
+    "write the input's file: open",
+    "append to the input's file: open",
+    "create a file in the input: open",
+    "chmod the input's file: chmod",
+    "chown the input's file: chown",
+    "set an attribute on the input's file: setxattr",
+    "write a toolchain file: open",
+    "create a file in the toolchain: open",
+    "chmod a toolchain file: chmod",
+    "deny setgroups: open",
+    "set a kernel parameter: open",
+    "chmod the null device: chmod",
+    "chown the null device: chown",
+    "open the terminal: open",
+    "read the session keyring: keyctl",
+    "add a key: add_key",
+    "raise every capability: capset",
+];
+
+/// Runs tests/cli/escape.c inside a step with `kiln` (as root, or as the user it is given) and
+/// checks that every attack was refused and that nothing on the host changed.
+fn escapes_are_refused(kiln: impl FnOnce(&Path) -> Option<Command>) {
+    if !support::require_tool("gcc") {
+        return;
+    }
+    let work = support::tempdir();
+    fs::set_permissions(work.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let prober = work.path().join("escape");
+    support::ok(
+        Command::new("gcc")
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&prober)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/escape.c")),
+    );
+    let input = work.path().join("input");
+    fs::create_dir(&input).unwrap();
+    fs::write(input.join("data"), "cached output\n").unwrap();
+    let build = work.path().join("build");
+    fs::create_dir(&build).unwrap();
+    fs::set_permissions(&build, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let core_pattern = fs::read("/proc/sys/kernel/core_pattern").unwrap();
+    let null_mode = fs::metadata("/dev/null").unwrap().permissions();
+    let Some(mut command) = kiln(work.path()) else { return };
+    let output = support::run(
+        command
+            .args(["sandbox", "--build"])
+            .arg(&build)
+            .arg("--input")
+            .arg(format!("{}:/probe/escape", prober.display()))
+            .arg("--input")
+            .arg(format!("{}:/inputs/victim", input.display()))
+            .arg("/probe/escape /usr/bin/gcc /inputs/victim"),
+    );
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    support::eprintln_skip(&format!("(figure) escapes, each with the call that refused it:\n{report}"));
+    assert!(output.status.success(), "{report}{}", stderr(&output));
+    assert!(report.ends_with("done\n"), "the prober ran to its end: {report}");
+    let allowed: Vec<&str> = report.lines().filter(|line| line.starts_with("ALLOWED")).collect();
+    assert!(allowed.is_empty(), "escapes: {allowed:?}");
+    for attack in ESCAPES {
+        let refused = format!("refused: {attack}: E");
+        assert!(report.lines().any(|line| line.starts_with(&refused)), "{attack} was not refused:\n{report}");
+    }
+    // Nothing on the host moved.
+    assert_eq!(fs::read_to_string(input.join("data")).unwrap(), "cached output\n");
+    assert_eq!(fs::read_dir(&input).unwrap().count(), 1);
+    assert!(!Path::new("/usr/kiln-escape").exists());
+    assert_eq!(fs::read("/proc/sys/kernel/core_pattern").unwrap(), core_pattern);
+    assert_eq!(fs::metadata("/dev/null").unwrap().permissions(), null_mode);
+}
+
+#[test]
+fn mount_and_capability_escapes_are_refused_as_the_user_running_kiln() {
+    escapes_are_refused(|_| Some(support::kiln()));
+}
+
+#[test]
+fn mount_and_capability_escapes_are_refused_as_an_unprivileged_user() {
+    if !support::is_root() {
+        // Already the case above; switching users needs root.
+        support::eprintln_skip("not root: the test above already ran as an unprivileged user");
+        return;
+    }
+    escapes_are_refused(support::kiln_as_nobody);
+}
+
+/// A step that tries to change another step's cached output through its input mount: its
+/// attempts fail, and the step after it reads the output as it was made.
+#[test]
+fn a_step_cannot_change_the_cached_output_it_reads() {
+    let work = support::tempdir();
+    let recipe = work.path().join("recipe");
+    fs::create_dir(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        r#"[recipe]
+name = "tamper"
+
+[steps.made]
+script = "echo original >/out/file"
+
+[steps.tamper]
+inputs = ["made"]
+script = """
+mount -o remount,rw,bind /inputs/made 2>&1 || true
+echo tampered >/inputs/made/file 2>&1 || true
+chmod 777 /inputs/made/file 2>&1 || true
+umount -l /inputs/made 2>&1 || true
+echo tried >/out/tried
+"""
+
+[steps.reader]
+inputs = ["made", "tamper"]
+script = "cat /inputs/made/file >/out/read; stat -c %a /inputs/made/file >>/out/read"
+
+[images."read:v1"]
+from = "reader"
+"#,
+    )
+    .unwrap();
+    let cache = work.path().join("cache");
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", &cache)
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(work.path().join("out"))
+            .arg("--json"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let built: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key = |name: &str| {
+        built["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let read = fs::read_to_string(cache.join("steps").join(key("reader")).join("out/read")).unwrap();
+    assert_eq!(read, "original\n644\n");
+    let made = cache.join("steps").join(key("made")).join("out/file");
+    assert_eq!(fs::read_to_string(made).unwrap(), "original\n");
+}

@@ -11,6 +11,13 @@
 //! mount, pid, net, uts and ipc namespaces, rootless. The step's process is pid 1 of its pid
 //! namespace and dies with kiln (parent-death signal), and every process of the step dies with
 //! it, so cancelling kiln — Ctrl-C or `kill -9` — leaves nothing behind.
+//!
+//! A step is untrusted code, and kiln may run as root (CI does). So the step holds nothing that
+//! could undo its confinement: Landlock lets it write only below `/build`, `/out`, `/tmp` and
+//! `/dev` and change no mount (not `mount`, `umount`, `pivot_root` or `move_mount`, in any
+//! namespace it could create); [`confine`] then drops every capability for good, leaves the
+//! terminal's session and refuses the kernel keyrings, before the script's shell starts. `/dev`
+//! is the sandbox's own, its device nodes bound read-only and without a terminal.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,6 +27,19 @@ use std::path::{Path, PathBuf};
 use kiln_reproducible::Epoch;
 
 use crate::error::{Error, Result};
+
+pub mod confine;
+
+/// What a step's key says of the confinement its script runs in: a change of it is a change of
+/// every step.
+pub const CONFINEMENT: &str = "uid 0 of a user namespace without capabilities (securebits locked, no_new_privs); \
+     Landlock: writes below /build /out /tmp /dev only, no mount changes; no keyrings; no terminal";
+
+/// Device nodes of the host bound read-only into the sandbox's `/dev` (a private tmpfs).
+const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+/// Where the step may write (Landlock), besides the device nodes: everything else is read-only.
+const WRITABLE: [&str; 4] = ["/build", "/out", "/tmp", "/dev"];
 
 /// The environment every step gets, before `SOURCE_DATE_EPOCH` and the recipe's variables.
 pub const FIXED_ENV: [(&str, &str); 5] = [
@@ -161,8 +181,18 @@ impl Isolation for Namespaces {
             .uidmap(0)
             .gidmap(0)
             .hostname(HOSTNAME)
-            .devfsmount("/dev")
+            .tmpfsmount("/dev")
+            .tmpfsmount("/dev/shm")
             .tmpfsmount("/tmp");
+        for node in DEVICES {
+            let path = format!("/dev/{node}");
+            container.bindmount_ro(&path, &path);
+        }
+        container.symlink("/proc/self/fd", "/dev/fd");
+        for (fd, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+            container.symlink(&format!("/proc/self/fd/{fd}"), &format!("/dev/{name}"));
+        }
+        container.landlock_ruleset(landlock_rules());
         for entry in TOOLCHAIN_ENTRIES {
             let host = spec.toolchain.join(entry);
             match std::fs::symlink_metadata(&host) {
@@ -195,9 +225,15 @@ impl Isolation for Namespaces {
         let stderr = output
             .try_clone()
             .map_err(|source| Error::Sandbox { reason: format!("cannot duplicate a pipe: {source}") })?;
-        let mut command = container.command("/bin/sh");
+        let confined = confine::Confined::new(&format!("umask 022\n{script}"))
+            .map_err(|reason| Error::Sandbox { reason })?;
+        // SAFETY: hakoniwa runs the closure in the sandbox's process, forked by libc's fork (so
+        // the allocator is usable in it), after its namespaces, mounts and Landlock rules and
+        // before anything of the step runs. The closure only makes system calls on what
+        // `confined` prepared here, and ends in `exec` or returns the exit code.
+        #[allow(unsafe_code)]
+        let mut command = unsafe { container.command_from_closure(move || confined.exec()) };
         command
-            .args(["-ec", &format!("umask 022\n{script}")])
             .envs(spec.environment())
             .current_dir("/build")
             .stdin(hakoniwa::Stdio::from(
@@ -212,6 +248,21 @@ impl Isolation for Namespaces {
             None => Err(setup_failure(&status.reason)),
         }
     }
+}
+
+/// Read and execute everywhere; write only where [`WRITABLE`] says. Landlock also refuses every
+/// change of the mount tree to a process it restricts (`mount`, `umount`, `pivot_root`,
+/// `move_mount`), whatever capabilities it holds and in whatever namespace; the rules hold for the
+/// script and everything it starts.
+fn landlock_rules() -> hakoniwa::landlock::Ruleset {
+    use hakoniwa::landlock::{CompatMode, FsAccess, Resource, Ruleset};
+    let mut rules = Ruleset::default();
+    rules.restrict(Resource::FS, CompatMode::Enforce);
+    rules.allow_path("/", FsAccess::R | FsAccess::X);
+    for path in WRITABLE {
+        rules.allow_path(path, FsAccess::R | FsAccess::W | FsAccess::X);
+    }
+    rules
 }
 
 /// A host path as the sandbox mounts it: absolute, without links, UTF-8.
@@ -295,8 +346,13 @@ pub fn run_logged(
     })?;
     file.sync_all().map_err(write_error)?;
     if exit.success() {
-        Ok(())
-    } else {
-        Err(Error::StepFailed { exit, log: log.to_owned(), tail: tail.into() })
+        return Ok(());
     }
+    // The sandbox, not the script, failed: the script never ran.
+    if exit == Exit::Code(confine::FAILED)
+        && let Some(line) = tail.iter().find(|line| line.starts_with(confine::FAILURE_PREFIX))
+    {
+        return Err(Error::Sandbox { reason: line.clone() });
+    }
+    Err(Error::StepFailed { exit, log: log.to_owned(), tail: tail.into() })
 }
