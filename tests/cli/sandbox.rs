@@ -308,3 +308,42 @@ from = "reader"
     let made = cache.join("steps").join(key("made")).join("out/file");
     assert_eq!(fs::read_to_string(made).unwrap(), "original\n");
 }
+
+/// A step that prints 100 MB without a newline: the log gets every byte, kiln's memory stays
+/// small (peak RSS measured by GNU time).
+#[test]
+fn an_endless_line_costs_no_memory() {
+    if !support::require_tool("/usr/bin/time") {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = work.path().join("recipe");
+    fs::create_dir(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        "[recipe]\nname = \"loud\"\n\n[steps.loud]\nscript = \"head -c 100000000 /dev/zero | tr '\\\\0' x; echo >/out/done\"\n\n[images.\"loud:v1\"]\nfrom = \"loud\"\n",
+    )
+    .unwrap();
+    let output = support::run(
+        Command::new("/usr/bin/time")
+            .arg("-f")
+            .arg("%M")
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .env("KILN_CACHE", work.path().join("cache"))
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(work.path().join("out")),
+    );
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    let kilobytes: u64 = text.lines().last().unwrap().trim().parse().unwrap();
+    support::eprintln_skip(&format!(
+        "(figure) peak RSS of a build whose step prints a 100 MB line: {kilobytes} KiB"
+    ));
+    assert!(kilobytes < 64 * 1024, "{kilobytes} KiB");
+    let logs = support::ok(
+        Command::new("find").arg(work.path().join("cache/steps")).args(["-name", "log", "-size", "+90M"]),
+    );
+    assert!(!logs.trim().is_empty(), "the log holds the whole line");
+}

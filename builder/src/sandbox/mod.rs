@@ -300,6 +300,54 @@ fn userns_settings() -> Vec<String> {
     .collect()
 }
 
+/// The longest part of a line a step prints that is handed on (to progress and the failure
+/// tail); the log gets every byte. A step that prints endlessly without a newline costs no
+/// more memory than this.
+const LINE_LIMIT: usize = 8 * 1024;
+
+/// A step's output cut into lines, each at most [`LINE_LIMIT`] bytes (what is cut off is
+/// counted).
+#[derive(Default)]
+struct Lines {
+    current: Vec<u8>,
+    cut: u64,
+}
+
+impl Lines {
+    fn push(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(&str)) {
+        while !bytes.is_empty() {
+            let (part, rest, ended) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(end) => (&bytes[..end], &bytes[end + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            let room = LINE_LIMIT.saturating_sub(self.current.len()).min(part.len());
+            self.current.extend_from_slice(&part[..room]);
+            self.cut += (part.len() - room) as u64;
+            if ended {
+                self.emit(emit);
+            }
+            bytes = rest;
+        }
+    }
+
+    /// The last line, if the output did not end with a newline.
+    fn finish(&mut self, emit: &mut dyn FnMut(&str)) {
+        if !self.current.is_empty() || self.cut > 0 {
+            self.emit(emit);
+        }
+    }
+
+    fn emit(&mut self, emit: &mut dyn FnMut(&str)) {
+        let mut text = String::from_utf8_lossy(&self.current).trim_end_matches('\r').to_owned();
+        if self.cut > 0 {
+            text.push_str(&format!(" … ({} more bytes in the log)", self.cut));
+        }
+        emit(&text);
+        self.current.clear();
+        self.cut = 0;
+    }
+}
+
 /// Runs `script` in the sandbox, appending everything it prints to `log`
 /// and handing each line to `on_line` as it comes. A command that fails is an error carrying
 /// the last lines of the log and its path.
@@ -319,29 +367,31 @@ pub fn run_logged(
     let exit = std::thread::scope(|scope| -> Result<Exit> {
         // The thread that starts the sandbox waits for it: the sandbox dies with that thread.
         let running = scope.spawn(|| isolation.run(spec, script, writer));
-        let mut lines = BufReader::new(reader);
-        let mut line = Vec::new();
+        let mut reader = BufReader::new(reader);
+        let mut lines = Lines::default();
+        let mut deliver = |text: &str| {
+            on_line(text);
+            if tail.len() == TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(text.to_owned());
+        };
         loop {
-            line.clear();
-            match lines.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    file.write_all(&line).map_err(write_error)?;
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.trim_end_matches(['\n', '\r']);
-                    on_line(text);
-                    if tail.len() == TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(text.to_owned());
-                }
+            let chunk = match reader.fill_buf() {
+                Ok([]) => break,
+                Ok(chunk) => chunk,
                 Err(source) => {
                     return Err(Error::Sandbox {
                         reason: format!("cannot read the step's output: {source}"),
                     });
                 }
-            }
+            };
+            file.write_all(chunk).map_err(write_error)?;
+            let length = chunk.len();
+            lines.push(chunk, &mut deliver);
+            reader.consume(length);
         }
+        lines.finish(&mut deliver);
         running.join().map_err(|_| Error::Sandbox { reason: "the sandbox thread panicked".into() })?
     })?;
     file.sync_all().map_err(write_error)?;
@@ -355,4 +405,38 @@ pub fn run_logged(
         return Err(Error::Sandbox { reason: line.clone() });
     }
     Err(Error::StepFailed { exit, log: log.to_owned(), tail: tail.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(chunks: &[&[u8]]) -> Vec<String> {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            lines.push(chunk, &mut |text| out.push(text.to_owned()));
+        }
+        lines.finish(&mut |text| out.push(text.to_owned()));
+        out
+    }
+
+    #[test]
+    fn lines_are_cut_at_newlines_across_chunks() {
+        assert_eq!(cut(&[b"a\nb", b"c\r\n\nd"]), ["a", "bc", "", "d"]);
+        assert_eq!(cut(&[b"x\n"]), ["x"]);
+        assert!(cut(&[]).is_empty());
+    }
+
+    #[test]
+    fn an_endless_line_is_kept_to_its_limit() {
+        let long = vec![b'y'; LINE_LIMIT * 3 + 5];
+        let lines = cut(&[&long[..LINE_LIMIT], &long[LINE_LIMIT..], b"\nnext"]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            format!("{} … ({} more bytes in the log)", "y".repeat(LINE_LIMIT), 2 * LINE_LIMIT + 5)
+        );
+        assert_eq!(lines[1], "next");
+    }
 }
