@@ -213,6 +213,9 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A path in a tree untrusted code made goes through a link or out of the tree.
+    #[error(transparent)]
+    Beneath(#[from] crate::beneath::Error),
     /// Reading or indexing kernel modules failed.
     #[error(transparent)]
     Modules(#[from] kiln_modules::Error),
@@ -311,6 +314,9 @@ impl Error {
         }
         if let Error::Package { source, .. } = self {
             return source.is_input_error();
+        }
+        if let Error::Beneath(error) = self {
+            return !matches!(error, crate::beneath::Error::Open { .. });
         }
         matches!(
             self,

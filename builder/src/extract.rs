@@ -154,6 +154,8 @@ pub fn extract_image(layout: &Path, reference: &str, dest: &Path) -> Result<Extr
             total.entries += extracted.entries;
             total.bytes += extracted.bytes;
         }
+        // Each layer's links stay inside; so must the links of all of them together.
+        no_link_leaves(&layout.blob_path(&descriptor.digest), root)?;
         Ok(total)
     })
 }
@@ -191,7 +193,26 @@ pub fn extract_tar(archive: &Path, reader: impl BufRead, root: &Path, options: O
         let mut entry = entry.map_err(|source| writer.corrupt(None, &source))?;
         writer.entry(&mut entry)?;
     }
-    writer.finish()
+    let extracted = writer.finish()?;
+    no_link_leaves(archive, root)?;
+    Ok(extracted)
+}
+
+/// Refuses a tree in which a link leads out, judged as the kernel resolves it once every entry
+/// is in place: a link's text can look harmless and still leave through other links.
+fn no_link_leaves(archive: &Path, root: &Path) -> Result<()> {
+    match crate::beneath::leaving_link(root) {
+        Ok(None) => Ok(()),
+        Ok(Some((link, target))) => Err(Error::UnsafeEntry {
+            archive: archive.to_owned(),
+            entry: link.display().to_string(),
+            reason: format!(
+                "a symbolic link to {:?}, which resolves outside the root",
+                target.display().to_string()
+            ),
+        }),
+        Err(source) => Err(Error::Read { path: root.to_owned(), source }),
+    }
 }
 
 /// The relative path from the link at `link` (below the root) to the absolute `target` taken as
@@ -220,25 +241,6 @@ fn relative_to_root(link: &Path, target: &Path) -> PathBuf {
     }
     path.extend(&wanted[common..]);
     if path.as_os_str().is_empty() { PathBuf::from(".") } else { path }
-}
-
-/// Whether a symbolic link `depth` directories below a root, pointing at the relative `target`,
-/// resolves inside the root, read lexically from the link's directory (`..` at the root leaves
-/// it). An absolute target never does.
-pub(crate) fn link_stays_inside(depth: usize, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut level = depth;
-    for component in target.components() {
-        match component {
-            Component::ParentDir if level == 0 => return false,
-            Component::ParentDir => level -= 1,
-            Component::Normal(_) => level += 1,
-            _ => {}
-        }
-    }
-    true
 }
 
 /// Gives the owner write permission on `root` and every directory below it.
@@ -366,9 +368,20 @@ impl Writer<'_> {
     fn whiteout(&self, name: &str, relative: &Path) -> Result<bool> {
         let Some(file_name) = relative.file_name().map(|n| n.as_bytes()) else { return Ok(false) };
         let Some(hidden) = file_name.strip_prefix(b".wh.") else { return Ok(false) };
+        // The name it hides is one entry of its directory (`.wh..` or `.wh...` would be the
+        // directory itself or its parent); `.wh..wh.` names are reserved, but for the opaque
+        // marker (OCI image spec, layer.md).
+        let opaque = hidden == b".wh..opq";
+        if !opaque && (hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.starts_with(b".wh."))
+        {
+            return Err(self.unsafe_entry(
+                name,
+                format!("the whiteout {:?}, which names no entry", String::from_utf8_lossy(file_name)),
+            ));
+        }
         self.parents(name, relative)?;
         let parent = self.root.join(relative.parent().unwrap_or(Path::new("")));
-        let doomed: Vec<PathBuf> = if hidden == b".wh..opq" {
+        let doomed: Vec<PathBuf> = if opaque {
             fs::read_dir(&parent)
                 .map_err(|source| Error::Read { path: parent.clone(), source })?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -395,6 +408,11 @@ impl Writer<'_> {
         directories.sort_by(|a, b| b.0.cmp(&a.0));
         let owner = if self.options.exact_modes { 0 } else { 0o700 };
         for (path, mode) in directories {
+            // A later entry of a layer may have put a link (or a file) where the directory was:
+            // a mode is given to a directory only, never through a link.
+            if !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir()) {
+                continue;
+            }
             fs::set_permissions(&path, fs::Permissions::from_mode(mode | owner))
                 .map_err(|source| Error::Write { path: path.clone(), source })?;
         }
@@ -473,7 +491,7 @@ impl Writer<'_> {
         } else {
             target.to_path_buf()
         };
-        if !link_stays_inside(depth, &target) {
+        if !crate::beneath::stays_inside_lexically(depth, &target) {
             return Err(self.unsafe_entry(name, format!("a symbolic link to {shown:?}, outside the root")));
         }
         Ok(target)

@@ -13,6 +13,8 @@
 //!   images; [`cache`] is where entries live, [`tree`] the content digest of a tree.
 //! - [`remote_cache`]: the step cache shared between machines through an OCI registry
 //!   (`--cache-from`, `--cache-to`), every entry verified before use.
+//! - [`beneath`]: paths and links resolved beneath a root, never through a link or out of it:
+//!   how kiln reads every tree untrusted code made.
 //! - [`source`]: fetching into the cache, checked against pins; [`dpkg`]: the host's package
 //!   database, which vouches for a source a Debian package installs.
 //! - [`extract`]: safe extraction of tar archives (gzip, xz, zstd, bzip2) and `.deb` packages
@@ -36,6 +38,7 @@
 //! network outside source fetching and the registry client.
 
 pub mod attest;
+pub mod beneath;
 pub mod boot;
 pub mod build;
 pub mod cache;

@@ -582,7 +582,7 @@ fn fetch(
 /// refuses such links when it extracts), a setuid or setgid file, or a special file. Else the
 /// bytes of its files.
 fn shareable(root: &Path) -> Result<u64, String> {
-    fn visit(root: &Path, dir: &Path, depth: usize, bytes: &mut u64) -> Result<(), String> {
+    fn visit(root: &Path, dir: &Path, bytes: &mut u64) -> Result<(), String> {
         let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         for entry in entries {
             let path = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?.path();
@@ -591,17 +591,9 @@ fn shareable(root: &Path) -> Result<u64, String> {
                 fs::symlink_metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let kind = meta.file_type();
             if kind.is_symlink() {
-                let target =
-                    fs::read_link(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                if !crate::extract::link_stays_inside(depth, &target) {
-                    return Err(format!(
-                        "{} links to {}, outside the tree",
-                        relative.display(),
-                        target.display()
-                    ));
-                }
+                continue;
             } else if kind.is_dir() {
-                visit(root, &path, depth + 1, bytes)?;
+                visit(root, &path, bytes)?;
             } else if !kind.is_file() {
                 return Err(format!("{} is a socket, FIFO or device", relative.display()));
             } else if meta.mode() & 0o6000 != 0 {
@@ -612,8 +604,15 @@ fn shareable(root: &Path) -> Result<u64, String> {
         }
         Ok(())
     }
+    match crate::beneath::leaving_link(root) {
+        Ok(None) => {}
+        Ok(Some((link, target))) => {
+            return Err(format!("{} links to {}, outside the tree", link.display(), target.display()));
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", root.display())),
+    }
     let mut bytes = 0;
-    visit(root, root, 0, &mut bytes)?;
+    visit(root, root, &mut bytes)?;
     Ok(bytes)
 }
 
@@ -709,7 +708,7 @@ mod tests {
 
     #[test]
     fn links_must_stay_inside_the_tree() {
-        use crate::extract::link_stays_inside;
+        use crate::beneath::stays_inside_lexically as link_stays_inside;
         assert!(link_stays_inside(0, Path::new("a/b")));
         assert!(link_stays_inside(2, Path::new("../../x")));
         assert!(link_stays_inside(1, Path::new("./../x/../y")));

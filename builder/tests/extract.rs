@@ -175,6 +175,28 @@ fn hostile_archives_are_refused_without_writing_anything() {
         "alias/x",
         "symbolic link alias",
     );
+    // Chained links: each one's text stays inside, together they resolve to the root's parent.
+    refused(
+        &[Entry::Symlink("l1", "."), Entry::Symlink("x", "l1/l1/../../etc")],
+        "x",
+        "resolves outside the root",
+    );
+    refused(
+        &[Entry::Symlink("x", "l1/l1/../../etc"), Entry::Symlink("l1", ".")],
+        "x",
+        "resolves outside the root",
+    );
+    refused(
+        &[
+            Entry::Dir("a/"),
+            Entry::Symlink("a/up", ".."),
+            Entry::Dir("a/b/"),
+            Entry::Symlink("a/b/esc", "../up/../.."),
+        ],
+        "a/b/esc",
+        "resolves outside the root",
+    );
+    refused(&[Entry::Symlink("m", "missing/../../etc")], "m", "outside the root");
     refused(&[Entry::Device("null")], "null", "device node");
     refused(&[Entry::Fifo("pipe")], "pipe", "FIFO");
     assert!(!Path::new("/tmp/kiln-absolute").exists());
@@ -304,4 +326,61 @@ fn image_layers_apply_whiteouts_in_order() {
     )
     .unwrap();
     assert!(plain.join(".wh.b").is_file());
+}
+
+/// Whiteouts that name the directory itself, its parent or a reserved name delete nothing: the
+/// layer is refused and everything beside the root (other extracted trees) stays.
+#[test]
+fn hostile_whiteouts_are_refused_and_delete_nothing() {
+    for whiteout in [".wh..", ".wh...", "a/.wh..", "a/.wh...", ".wh.", ".wh..wh.x", "a/.wh..wh..."] {
+        let work = tempfile::tempdir().unwrap();
+        let unpacked = work.path().join("unpacked");
+        let root = unpacked.join("root");
+        fs::create_dir_all(root.join("a")).unwrap();
+        fs::write(unpacked.join("neighbour"), "another extracted tree").unwrap();
+        fs::write(root.join("a/kept"), "kept").unwrap();
+        let options = Options { whiteouts: true, ..Options::default() };
+        let layer = tar(&[Entry::File(whiteout, b"", 0o644)]);
+        let error = extract::extract_tar(Path::new("layer.tar"), &layer[..], &root, options).unwrap_err();
+        assert!(error.to_string().contains("names no entry"), "{whiteout}: {error}");
+        assert_eq!(fs::read_to_string(unpacked.join("neighbour")).unwrap(), "another extracted tree");
+        assert_eq!(fs::read_to_string(root.join("a/kept")).unwrap(), "kept", "{whiteout}");
+    }
+}
+
+/// A directory of a layer replaced by a link later in the same layer: the directory's mode is
+/// not given to what the link points at.
+#[test]
+fn a_directory_replaced_by_a_link_keeps_its_mode_off_the_target() {
+    let work = tempfile::tempdir().unwrap();
+    let outside = work.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let options = Options { whiteouts: true, ..Options::default() };
+    // A link whose text stays inside (so only resolving it shows where it goes).
+    let layer = tar(&[
+        Entry::Dir("d/"),
+        Entry::Symlink("l", "."),
+        Entry::File(".wh.d", b"", 0o644),
+        Entry::Symlink("d", "l/l/../../outside"),
+    ]);
+    let error = extract::extract_tar(Path::new("layer.tar"), &layer[..], &root, options).unwrap_err();
+    assert!(error.to_string().contains("resolves outside the root"), "{error}");
+    assert_eq!(fs::metadata(&outside).unwrap().permissions().mode() & 0o7777, 0o700);
+}
+
+/// Two layers whose links are harmless one by one and leave the root together.
+#[test]
+fn links_from_two_layers_are_judged_together() {
+    let work = tempfile::tempdir().unwrap();
+    let first = tar(&[Entry::Symlink("x", "l1/l1/../../etc")]);
+    let second = tar(&[Entry::Symlink("l1", ".")]);
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let options = Options { whiteouts: true, ..Options::default() };
+    extract::extract_tar(Path::new("first.tar"), &first[..], &root, options).unwrap();
+    let error = extract::extract_tar(Path::new("second.tar"), &second[..], &root, options).unwrap_err();
+    assert!(error.to_string().contains("resolves outside the root"), "{error}");
 }

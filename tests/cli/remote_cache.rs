@@ -300,6 +300,11 @@ fn damaged_or_forged_entries_are_rebuilt_never_used() {
     let (forged, blobs) = forged_entry(&key, &output, 0, forged_tree(&[("etc/passwd", Ok("/etc/passwd"))]));
     push_manifest(work.path(), &registry.address, &tag, &forged, &blobs);
     refused("symbolic link to the absolute path");
+    // Links whose text stays inside and which lead out together.
+    let chained = forged_tree(&[("l1", Ok(".")), ("x", Ok("l1/l1/../../etc"))]);
+    let (forged, blobs) = forged_entry(&key, &output, 0, chained);
+    push_manifest(work.path(), &registry.address, &tag, &forged, &blobs);
+    refused("which resolves outside the root");
     let (forged, blobs) = forged_entry(&key, &output, 10, forged_tree(&[("etc/zeros", Err(50_000_000))]));
     push_manifest(work.path(), &registry.address, &tag, &forged, &blobs);
     refused("more than the 10 bytes the archive may hold");
@@ -386,6 +391,9 @@ script = "date +%s%N > /out/stamp"
 
 [steps.privileged]
 script = "echo tool > /out/tool && chmod 4755 /out/tool"
+
+[steps.chained]
+script = "ln -s . /out/l1 && ln -s l1/l1/../../etc /out/x"
 "#,
     )
     .unwrap();
@@ -393,6 +401,8 @@ script = "echo tool > /out/tool && chmod 4755 /out/tool"
     assert!(step(&first, "stamp")["pushed"].is_string(), "{log}");
     assert!(step(&first, "privileged")["pushed"].is_null(), "{log}");
     assert!(log.contains("privileged is not shared") && log.contains("tool is setuid or setgid"), "{log}");
+    assert!(step(&first, "chained")["pushed"].is_null(), "{log}");
+    assert!(log.contains("chained is not shared") && log.contains("x links to l1/l1/../../etc"), "{log}");
     // Another machine builds on its own, then shares: its stamp differs from the entry's.
     let b = work.path().join("b");
     built(&build(&recipe, &b, &[]));
