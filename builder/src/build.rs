@@ -202,8 +202,12 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
             }
         }
         let tree = match (&image.from, &image.dir) {
+            // A step's output is untrusted code's: the image's tree is reached through no link.
             (Some(step), _) => match &image.path {
-                Some(path) => outputs[step].0.join(path),
+                Some(path) => {
+                    let out = &outputs[step].0;
+                    crate::beneath::path(out, &crate::beneath::relative(out, path)?)?
+                }
                 None => outputs[step].0.clone(),
             },
             (None, Some(dir)) => recipe.dir.join(dir),
@@ -652,20 +656,21 @@ impl StepContext<'_> {
         let input = self.spec.inputs.iter().find(|input| input.path == mount).ok_or_else(|| {
             Error::Sandbox { reason: format!("step {:?} has no input {name:?}", self.name) }
         })?;
-        let host = match path {
-            Some(path) => input.host.join(path),
-            None => input.host.clone(),
-        };
-        if !host.exists() {
-            return Err(Error::Read {
-                path: host,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{reference} names nothing"),
-                ),
-            });
-        }
-        Ok(host)
+        let Some(path) = path else { return Ok(input.host.clone()) };
+        // The input is untrusted code's tree: the path is resolved in it, through no link.
+        let relative = crate::beneath::relative(&input.host, path)?;
+        crate::beneath::path(&input.host, &relative).map_err(|error| match error {
+            crate::beneath::Error::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Read {
+                    path: input.host.join(&relative),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("{reference} names nothing"),
+                    ),
+                }
+            }
+            error => error.into(),
+        })
     }
 
     /// Appends lines to the step's log and reports them.

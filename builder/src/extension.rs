@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use kiln_layers::talos::{self, Manifest, ValidateOptions};
 use kiln_modules::Module;
 use kiln_modules::check;
-use kiln_modules::symvers::Symvers;
 
 use crate::build::StepContext;
 use crate::error::{Error, Result};
@@ -53,7 +52,7 @@ pub(crate) fn build(
         .map_err(|source| Error::Write { path: manifest_path, source })?;
 
     let kernel_output = recipe.kernel.as_ref().map(|_| context.input_path(KERNEL)).transpose()?;
-    let release = kernel_output.as_deref().map(kernel_release).transpose()?;
+    let release = kernel_output.as_deref().map(|dir| crate::kernel::Output::at(dir).release()).transpose()?;
     let options = ValidateOptions {
         talos_version: recipe.talos.as_ref().map(|t| t.version.as_str()),
         kernel_release: release.as_deref(),
@@ -80,21 +79,6 @@ pub(crate) fn build(
     )])
 }
 
-/// The release of the kernel step's output: the one directory under its `usr/lib/modules`.
-/// It names paths kiln writes, so it must be one plain file name (what `make kernelrelease`
-/// prints), whoever made the output.
-pub(crate) fn kernel_release(kernel_output: &Path) -> Result<String> {
-    let path = kernel_output.join("kernelrelease");
-    let text = fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
-    let release = text.trim();
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~');
-    if release.is_empty() || release.starts_with('.') || !release.chars().all(plain) {
-        let reason = format!("{release:?} is not a kernel release (one name of [A-Za-z0-9._+~-])");
-        return Err(Error::Read { path, source: std::io::Error::other(reason) });
-    }
-    Ok(release.to_owned())
-}
-
 /// Every module: signed with a key the kernel trusts (when it checks), and fitting it.
 fn check_modules(
     recipe: &Recipe,
@@ -104,9 +88,8 @@ fn check_modules(
     release: &str,
     context: &StepContext<'_>,
 ) -> Result<()> {
-    let config_path = kernel_output.join("image/boot/config");
-    let config =
-        fs::read_to_string(&config_path).map_err(|source| Error::Read { path: config_path, source })?;
+    let built = crate::kernel::Output::at(kernel_output);
+    let config = built.config()?;
     let mut problems = Vec::new();
     if signing::signs_modules(&config) {
         let kernel = recipe.kernel.as_ref().ok_or_else(|| Error::Talos { reason: "no [kernel]".into() })?;
@@ -125,12 +108,9 @@ fn check_modules(
     let kernel = check::Kernel {
         release: release.to_owned(),
         flags: Some(check::KernelFlags::from_config(&config)),
-        symvers: Some(Symvers::read(&kernel_output.join("build/Module.symvers"))?),
+        symvers: Some(built.symvers()?),
     };
-    let tree = signing::modules_under(&kernel_output.join("image/usr/lib/modules").join(release))?
-        .iter()
-        .map(|path| Module::read(path))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let tree = built.modules(release)?;
     for path in modules {
         let module = Module::read(path)?;
         for problem in check::check(std::slice::from_ref(&module), &kernel, &tree) {

@@ -26,13 +26,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_kconfig::{DotConfig, Environment, Probes, Tree, check, merge};
+use kiln_kconfig::{DotConfig, Environment, Tree, check, merge};
 use kiln_modules::depmod;
 use sha2::{Digest as _, Sha256};
 
 use crate::build::StepContext;
 use crate::error::{Error, Result};
 use crate::recipe::{Kernel, Recipe};
+use crate::sandbox::Spec;
 use crate::signing::{self, KeySource};
 
 /// Where the kernel source tree is in the sandbox.
@@ -73,12 +74,14 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
         context.epoch.to_rfc3339(),
         kernel.localversion
     );
-    let obj = context.spec.build.join("obj");
-    let dot_config = obj.join(".config");
+    // /build is the step's: what the kernel's make left there is read and written beneath it,
+    // never through a link it made.
+    let build = &context.spec.build;
+    let dot_config = Path::new("obj/.config");
     let (base_name, base_text) = match (&kernel.base_target, &kernel.base_config) {
         (Some(target), _) => {
             context.run(&format!("{make} {target}"))?;
-            (target.clone(), read(&dot_config)?)
+            (target.clone(), crate::beneath::read_to_string(build, dot_config)?)
         }
         (None, Some(file)) => (file.display().to_string(), read(&recipe.dir.join(file))?),
         (None, None) => return Err(Error::Sandbox { reason: "the kernel has no base configuration".into() }),
@@ -108,11 +111,9 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
     };
     let merged = merge::merge(&base, &fragments, merge::Options::default());
     context.note(&merged.messages)?;
-    fs::create_dir_all(&obj).map_err(|source| Error::Write { path: obj.clone(), source })?;
-    fs::write(&dot_config, &merged.text)
-        .map_err(|source| Error::Write { path: dot_config.clone(), source })?;
+    crate::beneath::write(build, dot_config, merged.text.as_bytes())?;
     context.run(&format!("{make} olddefconfig"))?;
-    let final_config = read(&dot_config)?;
+    let final_config = crate::beneath::read_to_string(build, dot_config)?;
     // What the recipe asked for is what its fragments say (the base is a starting point, and
     // a generated one changes wholesale with, say, 64BIT).
     let quiet = merge::Options { quiet: true, ..merge::Options::default() };
@@ -175,8 +176,14 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
         return Ok(());
     }
     let out = &context.spec.out;
-    let release = crate::extension::kernel_release(out)?;
-    let module_dir = out.join("image/usr/lib/modules").join(&release);
+    let built = Output::at(out);
+    let release = built.release()?;
+    // kiln signs and indexes the modules in place: their directory is one reached through no
+    // link, and nothing below it is followed.
+    let module_dir = built.module_dir(&release)?.ok_or_else(|| Error::Read {
+        path: out.join("image/usr/lib/modules").join(&release),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "the kernel installed no modules"),
+    })?;
     if let Some(key) = &key {
         let signed = key.sign_tree(&module_dir, &final_config)?;
         context.note(&[format!("signed {signed} modules")])?;
@@ -184,11 +191,12 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
     // The indexes kmod (and busybox) read, from kiln's depmod, checked against the kernel's
     // exported symbols.
     let indexed = depmod::depmod(&depmod::Options {
-        basedir: out.join("image"),
+        basedir: crate::beneath::path(out, Path::new("image"))?,
         release,
         moduledir: Some(PathBuf::from("/usr/lib/modules")),
         config: Vec::new(),
-        symvers: Some(out.join("build/Module.symvers")),
+        symvers: Some(crate::beneath::path(out, Path::new("build/Module.symvers"))?),
+        follow_links: false,
     })?;
     let mut notes = vec![format!("depmod: indexed {} modules", indexed.modules.len())];
     notes.extend(indexed.warnings.iter().map(|warning| format!("depmod: {warning}")));
@@ -196,28 +204,111 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
     Ok(())
 }
 
+/// What the kernel step left in its output, read beneath it: the kernel's own make wrote it,
+/// so no path into it is taken through a link, and a link in it is never followed.
+pub(crate) struct Output<'a> {
+    dir: &'a Path,
+}
+
+impl<'a> Output<'a> {
+    /// The kernel step's output at `dir` (a directory kiln made).
+    pub(crate) fn at(dir: &'a Path) -> Output<'a> {
+        Output { dir }
+    }
+
+    /// The release (`kernelrelease`). It names paths kiln writes, so it must be one plain file
+    /// name (what `make kernelrelease` prints), whoever made the output.
+    pub(crate) fn release(&self) -> Result<String> {
+        let text = crate::beneath::read_to_string(self.dir, Path::new("kernelrelease"))?;
+        let release = text.trim();
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~');
+        if release.is_empty() || release.len() > 64 || release.starts_with('.') || !release.chars().all(plain)
+        {
+            let shown: String = release.chars().take(64).collect();
+            let reason =
+                format!("{shown:?} is not a kernel release (one name of [A-Za-z0-9._+~-], at most 64)");
+            return Err(Error::Read {
+                path: self.dir.join("kernelrelease"),
+                source: std::io::Error::other(reason),
+            });
+        }
+        Ok(release.to_owned())
+    }
+
+    /// The final configuration (`image/boot/config`).
+    pub(crate) fn config(&self) -> Result<String> {
+        Ok(crate::beneath::read_to_string(self.dir, Path::new("image/boot/config"))?)
+    }
+
+    /// The kernel's exported symbols (`build/Module.symvers`).
+    pub(crate) fn symvers(&self) -> Result<kiln_modules::symvers::Symvers> {
+        let relative = Path::new("build/Module.symvers");
+        let text = crate::beneath::read_to_string(self.dir, relative)?;
+        Ok(kiln_modules::symvers::Symvers::parse(&text, &self.dir.join(relative))?)
+    }
+
+    /// The kernel image (`image/boot/vmlinuz`).
+    pub(crate) fn image(&self) -> Result<Vec<u8>> {
+        Ok(crate::beneath::read(self.dir, Path::new("image/boot/vmlinuz"))?)
+    }
+
+    /// The module directory (`image/usr/lib/modules/<release>`), if the kernel has modules.
+    pub(crate) fn module_dir(&self, release: &str) -> Result<Option<PathBuf>> {
+        match crate::beneath::path(self.dir, &Path::new("image/usr/lib/modules").join(release)) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(crate::beneath::Error::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Every module of the kernel, read.
+    pub(crate) fn modules(&self, release: &str) -> Result<Vec<kiln_modules::module::Module>> {
+        let Some(dir) = self.module_dir(release)? else { return Ok(Vec::new()) };
+        signing::modules_under(&dir)?
+            .iter()
+            .map(|path| Ok(kiln_modules::module::Module::read(path)?))
+            .collect()
+    }
+}
+
 /// Why each dropped value did not stick, from kiln's own Kconfig evaluation of the merged
-/// request (the same answer `make olddefconfig` gave, which the kconfig tests hold it to).
+/// request (the same answer `make olddefconfig` gave, which the kconfig tests hold it to). The
+/// source's Kconfig is untrusted: its `$(shell,…)` commands run in the step's sandbox with the
+/// step's environment, as its `make` ran them, and `source` reaches no file outside the tree.
 fn explain(context: &StepContext<'_>, merged: &str, dropped: &[check::Mismatch]) -> Vec<String> {
     let Some(source) = context.spec.inputs.iter().find(|input| input.path == SOURCE) else {
         return Vec::new();
     };
-    // No ARCH, as the build passes none: make derives x86 on an x86_64 host.
-    let tree = Environment::kbuild(&source.host, "x86", Probes::live())
-        .and_then(|environment| Tree::load(&source.host, &environment));
-    let tree = match tree {
-        Ok(tree) => tree,
-        Err(error) => return vec![format!("(kiln could not read the kernel's Kconfig: {error})")],
-    };
-    let (request, _) = DotConfig::parse(merged, Path::new("request"));
-    let evaluated = tree.olddefconfig(&request);
-    dropped
-        .iter()
-        .map(|mismatch| {
-            let symbol = mismatch.symbol.trim_start_matches("CONFIG_");
-            evaluated.explain(symbol, request.get(symbol)).to_string().trim_end().to_owned()
-        })
-        .collect()
+    let scratch = context.spec.build.parent().unwrap_or(&context.spec.build).join("probes");
+    let probe_spec = Spec { inputs: vec![source.clone()], ..context.spec.clone() };
+    crate::probes::in_sandbox(context.isolation, &probe_spec, &scratch, |probes| {
+        // No ARCH, as the build passes none: make derives x86 on an x86_64 host.
+        let tree = Environment::kbuild_in(
+            &source.host,
+            Path::new(SOURCE),
+            context.spec.environment(),
+            "x86",
+            probes,
+        )
+        .and_then(|environment| Tree::load(&source.host, &environment.confined()));
+        let tree = match tree {
+            Ok(tree) => tree,
+            Err(error) => return vec![format!("(kiln could not read the kernel's Kconfig: {error})")],
+        };
+        let (request, _) = DotConfig::parse(merged, Path::new("request"));
+        let evaluated = tree.olddefconfig(&request);
+        dropped
+            .iter()
+            .map(|mismatch| {
+                let symbol = mismatch.symbol.trim_start_matches("CONFIG_");
+                evaluated.explain(symbol, request.get(symbol)).to_string().trim_end().to_owned()
+            })
+            .collect()
+    })
 }
 
 /// Whether a line of kbuild's output reports compiling an object (`CC`, `CC [M]`, `AS`).

@@ -51,6 +51,7 @@ pub mod kernel;
 pub mod lock;
 pub mod machine_config;
 pub mod module;
+mod probes;
 pub mod provenance;
 pub mod recipe;
 pub mod remote_cache;

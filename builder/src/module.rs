@@ -8,12 +8,10 @@
 //! signed with the kernel's key and checked against the kernel (vermagic, symbol CRCs, symbols
 //! no one provides): a module that would not load fails the step.
 
-use std::fs;
 use std::path::Path;
 
 use kiln_modules::Module;
 use kiln_modules::check;
-use kiln_modules::symvers::Symvers;
 
 use crate::build::StepContext;
 use crate::error::{Error, Result};
@@ -50,7 +48,7 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
         .find(|input| input.path == KERNEL_OUTPUT)
         .map(|input| input.host.clone())
         .ok_or_else(|| Error::Sandbox { reason: "a module step without its kernel".into() })?;
-    let config = read(&kernel_output.join("image/boot/config"))?;
+    let config = crate::kernel::Output::at(&kernel_output).config()?;
     if signing::signs_modules(&config) {
         let source = KeySource::of(recipe, kernel).ok_or_else(|| Error::Signing {
             reason: "the kernel checks module signatures, but [kernel] has no signing key".into(),
@@ -65,16 +63,14 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
 /// Checks each built module against the kernel: its vermagic, its symbol CRCs against the
 /// kernel's `Module.symvers`, and that the kernel or its modules provide every symbol it needs.
 fn check_fit(kernel_output: &Path, config: &str, context: &StepContext<'_>) -> Result<()> {
-    let release = crate::extension::kernel_release(kernel_output)?;
+    let built = crate::kernel::Output::at(kernel_output);
+    let release = built.release()?;
     let kernel = check::Kernel {
         release: release.clone(),
         flags: Some(check::KernelFlags::from_config(config)),
-        symvers: Some(Symvers::read(&kernel_output.join("build/Module.symvers"))?),
+        symvers: Some(built.symvers()?),
     };
-    let tree = signing::modules_under(&kernel_output.join("image/usr/lib/modules").join(&release))?
-        .iter()
-        .map(|path| Module::read(path))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let tree = built.modules(&release)?;
     let built = signing::modules_under(&context.spec.out)?;
     for path in &built {
         let module = Module::read(path)?;
@@ -85,8 +81,4 @@ fn check_fit(kernel_output: &Path, config: &str, context: &StepContext<'_>) -> R
         }
     }
     context.note(&[format!("{} module(s) fit kernel {release}: vermagic, CRCs, symbols", built.len())])
-}
-
-fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })
 }

@@ -599,6 +599,14 @@ impl Recipe {
                     next = self.images.get(current).and_then(|image| image.base.as_deref());
                 }
             }
+            if let Some(path) = &image.path
+                && crate::beneath::relative(Path::new(""), path).is_err()
+            {
+                return Err(invalid(format!(
+                    "image {name:?}: path {:?} is not a relative path inside the step's output (no `..`, not absolute)",
+                    path.display().to_string()
+                )));
+            }
             match (&image.from, &image.dir) {
                 (Some(step), None) if self.is_step(step) => {}
                 (Some(step), None) => return Err(invalid(format!("image {name:?}: no step {step:?}"))),

@@ -101,8 +101,8 @@ impl Key {
     /// Writes the certificate where the kernel's configuration points (`build` is the sandbox's
     /// `/build` on the host).
     pub(crate) fn place_certificate(&self, build: &Path) -> Result<()> {
-        let path = build.join(CERTIFICATE_IN_SANDBOX.trim_start_matches("/build/"));
-        fs::write(&path, &self.certificate_pem).map_err(|source| Error::Write { path, source })
+        let relative = Path::new(CERTIFICATE_IN_SANDBOX.trim_start_matches("/build/"));
+        Ok(crate::beneath::write(build, relative, self.certificate_pem.as_bytes())?)
     }
 
     /// A verifier for signatures made with this key.
@@ -111,7 +111,8 @@ impl Key {
     }
 
     /// Signs every `.ko` under `dir` with the digest `CONFIG_MODULE_SIG_HASH` names in `config`
-    /// (a final `.config`); returns how many.
+    /// (a final `.config`); returns how many. `dir` must be a directory reached through no link
+    /// ([`crate::beneath::path`]); below it no link is followed.
     pub(crate) fn sign_tree(&self, dir: &Path, config: &str) -> Result<usize> {
         let hash = module_sig_hash(config)?;
         let signer = Signer::new(self.key.clone(), SignOptions { hash, replace: false });

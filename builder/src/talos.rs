@@ -58,24 +58,24 @@ const TALOS_DEFAULT_ARGS: &[&str] = &[
 /// Assembles the boot assets into the step's `/out`.
 pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -> Result<()> {
     let kernel_output = context.input_path(KERNEL)?;
-    let release = crate::extension::kernel_release(&kernel_output)?;
+    let built = crate::kernel::Output::at(&kernel_output);
+    let release = built.release()?;
     let scratch = &context.spec.build;
     let policy = Policy::with_epoch(context.epoch);
 
     let mut layers: Vec<(PathBuf, Manifest)> = Vec::new();
-    let modules_dir = kernel_output.join("image/usr/lib/modules").join(&release);
-    if modules_dir.is_dir() {
+    if let Some(modules_dir) = built.module_dir(&release)? {
         layers.push((
             kernel_modules_layer(&modules_dir, &release, scratch)?,
             kernel_modules_manifest(&release),
         ));
     }
     for name in &talos.extensions {
+        // An extension's output (kiln's, or pulled from a shared cache): read beneath it.
         let dir = context.input_path(name)?;
-        let path = dir.join("manifest.yaml");
-        let text = fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
-        let manifest = Manifest::parse(&text, &path).map_err(talos_error)?;
-        layers.push((dir.join("rootfs"), manifest));
+        let text = crate::beneath::read_to_string(&dir, Path::new("manifest.yaml"))?;
+        let manifest = Manifest::parse(&text, &dir.join("manifest.yaml")).map_err(talos_error)?;
+        layers.push((crate::beneath::path(&dir, Path::new("rootfs"))?, manifest));
     }
     let mut names: Vec<String> = (0..layers.len()).map(|i| format!("{i}.sqsh")).collect();
     if !layers.is_empty() {
@@ -111,7 +111,7 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
     write_file(&out.join("cmdline"), format!("{cmdline}\n").as_bytes())?;
 
     let stub = read(&context.input_path(&talos.stub)?)?;
-    let linux = read(&kernel_output.join("image/boot/vmlinuz"))?;
+    let linux = built.image()?;
     let initrd = read(&initramfs)?;
     let osrel = os_release(&talos.version, &recipe.meta.name);
     let sections = [
@@ -211,10 +211,15 @@ fn modules_dep_layer(trees: &[&Path], release: &str, scratch: &Path) -> Result<P
     create_dirs(&basedir, &merged)?;
     let mut placed = std::collections::BTreeMap::new();
     for (i, tree) in trees.iter().enumerate() {
-        let modules = tree.join("usr/lib/modules").join(release);
-        if !modules.is_dir() {
-            continue;
-        }
+        let modules = match crate::beneath::path(tree, &Path::new("usr/lib/modules").join(release)) {
+            Ok(modules) => modules,
+            Err(crate::beneath::Error::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let name = format!("layer {i}");
         crate::tree::merge_into(&modules, &merged, &name, &mut placed)?;
     }
@@ -227,6 +232,7 @@ fn modules_dep_layer(trees: &[&Path], release: &str, scratch: &Path) -> Result<P
         moduledir: Some(PathBuf::from("/usr/lib/modules")),
         config: vec![config],
         symvers: None,
+        follow_links: false,
     })?;
     let rootfs = scratch.join("modules-dep/rootfs");
     let target = rootfs.join("usr/lib/modules").join(release);

@@ -62,12 +62,51 @@ enum Mode {
     /// Run it, unless a collecting pass started it: then take its output once it has run (the
     /// pass after a collecting one, which so need not wait for every background command).
     Follow(Background),
+    /// Hand it to the caller's runner (a sandbox), one command at a time.
+    Delegated(Runner),
 }
+
+/// Runs one `$(shell,…)` command elsewhere than in this process — in a sandbox, say — with
+/// exactly the variables given as its environment, and returns its raw standard output.
+#[derive(Clone)]
+pub struct Runner(Arc<RunCommand>);
+
+/// Runs a command with exactly these variables; gives its standard output.
+type RunCommand = dyn Fn(&str, &BTreeMap<String, String>) -> std::io::Result<Vec<u8>> + Send + Sync;
+
+impl Runner {
+    /// A runner that calls `run`.
+    pub fn new(
+        run: impl Fn(&str, &BTreeMap<String, String>) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+    ) -> Runner {
+        Runner(Arc::new(run))
+    }
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runner")
+    }
+}
+
+impl PartialEq for Runner {
+    fn eq(&self, other: &Runner) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Runner {}
 
 impl Probes {
     /// Probes that run every command through `/bin/sh`, recording the outputs.
     pub fn live() -> Probes {
         Probes::default()
+    }
+
+    /// Probes whose commands `runner` runs, one at a time and never in this process: for a
+    /// tree whose Kconfig is not trusted to run commands on this host.
+    pub fn delegated(runner: Runner) -> Probes {
+        Probes { outputs: BTreeMap::new(), mode: Mode::Delegated(runner), asked: BTreeSet::new() }
     }
 
     /// Probes answered only from `outputs` (a record of an earlier run); a command that is not
@@ -186,6 +225,9 @@ impl Probes {
         }
         let output = match &self.mode {
             Mode::Live => execute(command, variables, dir).map_err(ProbeFailure::Spawn)?,
+            Mode::Delegated(runner) => {
+                shell_output((runner.0)(command, variables).map_err(ProbeFailure::Spawn)?)
+            }
             Mode::Replay => return Err(ProbeFailure::NotRecorded),
             Mode::Collect(background) => return background.answer(command),
             // In the same directory as the background commands; one that failed to start there
@@ -214,14 +256,19 @@ fn execute(command: &str, variables: &BTreeMap<String, String>, dir: &Path) -> s
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()?;
-    let mut bytes = output.stdout;
+    Ok(shell_output(output.stdout))
+}
+
+/// A command's standard output as `do_shell` keeps it: at most 4095 bytes, trailing newlines
+/// dropped, inner newlines turned into spaces.
+fn shell_output(mut bytes: Vec<u8>) -> String {
     if bytes.len() >= 4096 {
         bytes.truncate(4095);
     }
     while bytes.last() == Some(&b'\n') {
         bytes.pop();
     }
-    Ok(String::from_utf8_lossy(&bytes).replace('\n', " "))
+    String::from_utf8_lossy(&bytes).replace('\n', " ")
 }
 
 /// Why a probe gave no output.
@@ -435,12 +482,25 @@ impl Drop for Workers {
 pub struct Environment {
     variables: BTreeMap<String, String>,
     probes: Probes,
+    /// Whether `source` may only name files below the source tree.
+    confined: bool,
 }
 
 impl Environment {
     /// Exactly `variables`, with `probes`.
     pub fn new(variables: BTreeMap<String, String>, probes: Probes) -> Environment {
-        Environment { variables, probes }
+        Environment { variables, probes, confined: false }
+    }
+
+    /// The same, for a tree that is not trusted: `source` may only name files below the source
+    /// tree (no absolute path, nothing reached through a link that leaves it).
+    pub fn confined(self) -> Environment {
+        Environment { confined: true, ..self }
+    }
+
+    /// Whether [`Environment::confined`].
+    pub(crate) fn is_confined(&self) -> bool {
+        self.confined
     }
 
     /// What `make ARCH=<arch> olddefconfig` exports to `conf` for the tree at `srctree`: this
@@ -448,13 +508,26 @@ impl Environment {
     /// `srctree`, `KERNELVERSION` from the top Makefile, and `CC_VERSION_TEXT` and
     /// `RUSTC_VERSION_TEXT` from the tools themselves (through `probes`, so a replay needs no
     /// compiler). `arch` is what `ARCH` would be (`x86` when make derives it on an x86_64 host).
-    pub fn kbuild(srctree: &Path, arch: &str, mut probes: Probes) -> Result<Environment, LoadError> {
-        let srctree = std::path::absolute(srctree)
-            .map_err(|source| LoadError::Read { path: srctree.to_owned(), source })?;
+    pub fn kbuild(srctree: &Path, arch: &str, probes: Probes) -> Result<Environment, LoadError> {
         // Variables that are not UTF-8 cannot be named in Kconfig; they are left out.
-        let mut variables: BTreeMap<String, String> = std::env::vars_os()
+        let variables: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
             .collect();
+        let seen = std::path::absolute(srctree)
+            .map_err(|source| LoadError::Read { path: srctree.to_owned(), source })?;
+        Environment::kbuild_in(srctree, &seen, variables, arch, probes)
+    }
+
+    /// [`Environment::kbuild`] for a `make` that ran elsewhere (a sandbox): its environment is
+    /// `variables`, not this process's, and it saw the tree at `srctree` as `seen`, which is
+    /// what `$(srctree)` expands to (the files are read at `srctree`).
+    pub fn kbuild_in(
+        srctree: &Path,
+        seen: &Path,
+        mut variables: BTreeMap<String, String>,
+        arch: &str,
+        mut probes: Probes,
+    ) -> Result<Environment, LoadError> {
         for (name, value) in KBUILD_TOOLS {
             variables.insert(name.to_owned(), value.to_owned());
         }
@@ -466,8 +539,8 @@ impl Environment {
         };
         variables.insert("ARCH".into(), arch.into());
         variables.insert("SRCARCH".into(), srcarch.into());
-        variables.insert("srctree".into(), srctree.display().to_string());
-        variables.insert("KERNELVERSION".into(), kernel_version(&srctree)?);
+        variables.insert("srctree".into(), seen.display().to_string());
+        variables.insert("KERNELVERSION".into(), kernel_version(srctree)?);
         let versions = [
             ("CC_VERSION_TEXT", "LC_ALL=C gcc --version 2>/dev/null | head -n 1"),
             ("RUSTC_VERSION_TEXT", "rustc --version 2>/dev/null"),
@@ -483,7 +556,7 @@ impl Environment {
                     .unwrap_or_default();
             variables.insert(name.into(), text.replace('#', ""));
         }
-        Ok(Environment { variables, probes })
+        Ok(Environment { variables, probes, confined: false })
     }
 
     /// A variable's value.
@@ -507,7 +580,7 @@ impl Environment {
 
     /// The same variables with other probes.
     pub(crate) fn with_probes(&self, probes: Probes) -> Environment {
-        Environment { variables: self.variables.clone(), probes }
+        Environment { variables: self.variables.clone(), probes, confined: self.confined }
     }
 }
 

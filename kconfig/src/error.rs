@@ -45,6 +45,16 @@ pub enum LoadError {
         /// The file it names.
         name: String,
     },
+    /// A `source` statement of a tree that is not trusted names a file outside it.
+    #[error("{}:{line}: \"{name}\" is outside the source tree", file.display())]
+    OutsideSource {
+        /// The file with the `source` statement.
+        file: PathBuf,
+        /// Its line.
+        line: usize,
+        /// The file it names.
+        name: String,
+    },
     /// A file sources itself, directly or through others.
     #[error("{}:{line}: recursive inclusion of \"{name}\"", file.display())]
     RecursiveSource {

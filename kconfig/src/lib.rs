@@ -32,7 +32,7 @@ mod text;
 mod tree;
 
 pub use dotconfig::{DotConfig, Error, Setting, Warning};
-pub use environment::{Environment, Probes};
+pub use environment::{Environment, Probes, Runner};
 pub use error::LoadError;
 pub use explain::{Explanation, Reason};
 pub use expr::Tri;

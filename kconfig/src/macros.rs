@@ -178,6 +178,11 @@ impl<'e> Preprocessor<'e> {
         Ok(())
     }
 
+    /// Whether `source` may only name files below the source tree.
+    pub(crate) fn confined(&self) -> bool {
+        self.environment.is_confined()
+    }
+
     /// Whether probes are being collected (a first pass).
     pub(crate) fn collecting(&self) -> bool {
         self.environment.probes().is_collecting()

@@ -78,8 +78,29 @@ impl Parser<'_> {
         LoadError::Syntax { file: self.macros.file.clone(), line: self.macros.line, message: message.into() }
     }
 
+    /// Whether `path` is a file below the source tree once its links are resolved (a file that
+    /// does not exist is judged by its name, and then reported missing).
+    fn inside_srctree(&self, path: &Path) -> bool {
+        let Ok(root) = std::fs::canonicalize(&self.srctree) else { return false };
+        match std::fs::canonicalize(path) {
+            Ok(resolved) => resolved.starts_with(&root),
+            Err(_) => {
+                path.starts_with(&self.srctree)
+                    && !path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+            }
+        }
+    }
+
     fn file(&mut self, name: &str, from: Option<Location>) -> Result<(), LoadError> {
         let path = if Path::new(name).is_absolute() { PathBuf::from(name) } else { self.srctree.join(name) };
+        if self.macros.confined() && !self.inside_srctree(&path) {
+            let location = from.clone().unwrap_or_else(|| self.location());
+            return Err(LoadError::OutsideSource {
+                file: location.file,
+                line: location.line,
+                name: name.into(),
+            });
+        }
         if let Some(from) = &from
             && self.includes.iter().any(|included| included == name)
         {

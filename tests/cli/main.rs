@@ -9,6 +9,7 @@ mod bad_input;
 mod build;
 mod diff;
 mod golden;
+mod hostile_steps;
 mod inspect;
 mod interop;
 mod kconfig;

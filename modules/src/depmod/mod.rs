@@ -55,6 +55,10 @@ pub struct Options {
     /// A `Module.symvers` of the kernel, to report unknown symbols and CRC disagreements
     /// (`depmod -e -E`).
     pub symvers: Option<PathBuf>,
+    /// Follow symbolic links in the tree, as kmod does. A tree that untrusted code made is
+    /// indexed without: a link, wherever it points, is not a module, and the module
+    /// directory's own files (`modules.order`, `modules.builtin`, …) must be files.
+    pub follow_links: bool,
 }
 
 /// The result of indexing a tree, before anything is written.
@@ -159,6 +163,7 @@ impl Found {
 
 struct Walker<'a> {
     config: &'a Config,
+    follow_links: bool,
     dirname: String,
     /// The external directories inside the base directory, in kmod's list order (last first).
     externals: Vec<String>,
@@ -179,9 +184,10 @@ impl Walker<'_> {
                 continue;
             }
             let path = entry.path();
-            // As kmod: the directory entry's type, following symbolic links.
+            // As kmod: the directory entry's type, following symbolic links (when asked).
             let (is_dir, is_file) = match entry.file_type() {
                 Ok(kind) if !kind.is_symlink() => (kind.is_dir(), kind.is_file()),
+                Ok(_) if !self.follow_links => continue,
                 _ => match std::fs::metadata(&path) {
                     Ok(meta) => (meta.is_dir(), meta.is_file()),
                     Err(_) => continue,
@@ -291,6 +297,7 @@ pub fn compute(options: &Options) -> Result<Output> {
         config.externals.iter().rev().map(|dir| options.basedir.join(dir.trim_start_matches('/'))).collect();
     let mut walker = Walker {
         config: &config,
+        follow_links: options.follow_links,
         dirname: dirname.clone(),
         externals: externals
             .iter()
@@ -308,7 +315,7 @@ pub fn compute(options: &Options) -> Result<Output> {
     // The array: kmod's name-hash order, then modules.order entries first, in its order.
     let mut found: Vec<Found> = walker.found.into_values().collect();
     kmodhash::sort_in_hash_order(&mut found, 512, |f| f.name.as_bytes());
-    if let Some(order) = read_optional(&module_dir.join("modules.order"))? {
+    if let Some(order) = read_optional(&module_dir.join("modules.order"), options.follow_links)? {
         if order.is_empty() || order.ends_with(b"\n") {
             let by_path: HashMap<String, usize> =
                 found.iter().enumerate().filter_map(|(i, f)| Some((f.uncompressed_relpath()?, i))).collect();
@@ -408,7 +415,8 @@ pub fn compute(options: &Options) -> Result<Output> {
         entries[i].deps = deps;
     }
 
-    let files = outputs(&entries, &modules, &symbols, &module_dir, &basedir, &mut warnings)?;
+    let files =
+        outputs(&entries, &modules, &symbols, &module_dir, options.follow_links, &basedir, &mut warnings)?;
     let modules = entries.iter().map(|e| e.found.index_path(&basedir).into_owned()).collect();
     Ok(Output { module_dir, modules, files, warnings })
 }
@@ -454,7 +462,16 @@ fn all_dependencies(entries: &[Entry], i: usize) -> Vec<usize> {
     all
 }
 
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+fn read_optional(path: &Path, follow_links: bool) -> Result<Option<Vec<u8>>> {
+    if !follow_links
+        && let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.is_file()
+    {
+        return Err(Error::Read {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        });
+    }
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -488,6 +505,7 @@ fn outputs(
     modules: &[Option<Module>],
     symbols: &Symbols<'_>,
     module_dir: &Path,
+    follow_links: bool,
     basedir: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
@@ -496,7 +514,7 @@ fn outputs(
         || {
             rayon::join(
                 || symbol_files(entries, symbols),
-                || rayon::join(|| builtin_files(module_dir), || Ok(devnames(entries, modules))),
+                || rayon::join(|| builtin_files(module_dir, follow_links), || Ok(devnames(entries, modules))),
             )
         },
     );
@@ -576,9 +594,9 @@ fn symbol_files(entries: &[Entry], symbols: &Symbols<'_>) -> Built {
 
 /// `modules.builtin.bin` and `modules.builtin.alias.bin` from the build's `modules.builtin`
 /// and `modules.builtin.modinfo` (empty files when those are absent, as kmod writes them).
-fn builtin_files(module_dir: &Path) -> Built {
+fn builtin_files(module_dir: &Path, follow_links: bool) -> Built {
     let mut warnings = Vec::new();
-    let builtin_bin = match read_optional(&module_dir.join("modules.builtin"))? {
+    let builtin_bin = match read_optional(&module_dir.join("modules.builtin"), follow_links)? {
         None => Vec::new(),
         Some(text) => {
             let mut index = Index::new("modules.builtin.bin");
@@ -593,7 +611,7 @@ fn builtin_files(module_dir: &Path) -> Built {
             index.to_bytes()
         }
     };
-    let builtin_alias_bin = match read_optional(&module_dir.join("modules.builtin.modinfo"))? {
+    let builtin_alias_bin = match read_optional(&module_dir.join("modules.builtin.modinfo"), follow_links)? {
         None => Vec::new(),
         Some(bytes) => builtin_aliases(&bytes, &mut warnings)?.to_bytes(),
     };

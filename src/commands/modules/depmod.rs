@@ -12,6 +12,7 @@ pub(crate) fn run(args: ModulesDepmodArgs) -> anyhow::Result<Exit> {
         moduledir: args.moduledir,
         config: args.config,
         symvers: args.symvers,
+        follow_links: true,
     };
     let output = if args.dry_run { depmod::compute(&options)? } else { depmod::depmod(&options)? };
     crate::output::messages(&output.warnings.iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>());
