@@ -53,20 +53,37 @@ pub fn parse_digests(text: &str, path: &Path) -> Result<Digests> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.split_once(' ') {
-            Some((name, digest)) if digest.starts_with("sha256:") && !name.is_empty() => {
-                digests.insert(name.to_owned(), digest.trim().to_owned());
+        let parsed = line.split_once(' ').and_then(|(name, digest)| {
+            let digest = digest.trim().parse::<kiln_layers::digest::Digest>().ok()?;
+            (digest.algorithm().name() == "sha256" && is_digest_name(name)).then(|| (name, digest))
+        });
+        match parsed {
+            Some((name, digest)) => {
+                digests.insert(name.to_owned(), digest.to_string());
             }
-            _ => {
+            None => {
                 return Err(Error::Recipe {
                     path: path.to_owned(),
                     line: Some(number + 1),
-                    reason: format!("{line:?} is not `NAME:TAG sha256:DIGEST`"),
+                    reason: format!(
+                        "{:?} is not `NAME:TAG sha256:<64 hex digits>` (NAME:TAG as kiln build prints it, or with #sbom or #provenance)",
+                        line.chars().take(200).collect::<String>()
+                    ),
                 });
             }
         }
     }
     Ok(digests)
+}
+
+/// Whether `name` is an image's `NAME:TAG`, or one with `#sbom` or `#provenance` after it.
+fn is_digest_name(name: &str) -> bool {
+    let image = match name.split_once(ATTESTATION_MARK) {
+        Some((image, kind)) if ATTESTATIONS.contains(&kind) => image,
+        Some(_) => return false,
+        None => name,
+    };
+    image.parse::<kiln_layers::oci::reference::Reference>().is_ok()
 }
 
 /// Hears what verification does.

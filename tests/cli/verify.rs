@@ -91,9 +91,24 @@ fn a_malformed_digest_file_names_its_line() {
     let work = support::tempdir();
     let recipe = recipe(work.path(), "cp /inputs/files/greeting /out/");
     let digests = work.path().join("digests.txt");
-    fs::write(&digests, "# release v1\nstamp:v1 sha256:abc\nnot a digest line\n").unwrap();
-    let output = support::run(support::kiln().arg("verify").arg(&recipe).arg("--expect").arg(&digests));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("digests.txt:3"), "{stderr}");
+    let good = format!("stamp:v1 sha256:{}", "a".repeat(64));
+    let bad = [
+        "not a digest line".to_owned(),
+        "stamp:v1 sha256:abc".to_owned(),
+        "stamp:v1 sha256:".to_owned(),
+        format!("stamp:v1 sha256:{}", "z".repeat(64)),
+        format!("stamp:v1 sha512:{}", "a".repeat(128)),
+        format!("Stamp:v1 sha256:{}", "a".repeat(64)),
+        format!("stamp sha256:{}", "a".repeat(64)),
+        format!("stamp:v1#signature sha256:{}", "a".repeat(64)),
+        format!("\u{1b}]0;owned\u{7}stamp:v1 sha256:{}", "a".repeat(64)),
+    ];
+    for line in bad {
+        fs::write(&digests, format!("# release v1\n{good}\n{line}\n")).unwrap();
+        let output = support::run(support::kiln().arg("verify").arg(&recipe).arg("--expect").arg(&digests));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{line:?}: {stderr}");
+        assert!(stderr.contains("digests.txt:3"), "{line:?}: {stderr}");
+        assert!(!stderr.contains('\u{1b}'), "a control character reached the terminal: {stderr:?}");
+    }
 }
