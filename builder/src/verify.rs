@@ -55,7 +55,7 @@ pub fn parse_digests(text: &str, path: &Path) -> Result<Digests> {
         }
         let parsed = line.split_once(' ').and_then(|(name, digest)| {
             let digest = digest.trim().parse::<kiln_layers::digest::Digest>().ok()?;
-            (digest.algorithm().name() == "sha256" && is_digest_name(name)).then(|| (name, digest))
+            (digest.algorithm().name() == "sha256" && is_digest_name(name)).then_some((name, digest))
         });
         match parsed {
             Some((name, digest)) => {

@@ -153,7 +153,7 @@ pub struct Namespaces;
 
 impl Isolation for Namespaces {
     fn run(&self, spec: &Spec, script: &str, output: PipeWriter) -> Result<Exit> {
-        use hakoniwa::{Container, Namespace};
+        use hakoniwa::{Container, MountOptions, Namespace};
         for (what, dir) in [("build", &spec.build), ("out", &spec.out)] {
             if !dir.is_dir() {
                 return Err(Error::Sandbox {
@@ -181,7 +181,16 @@ impl Isolation for Namespaces {
             .uidmap(0)
             .gidmap(0)
             .hostname(HOSTNAME)
-            .tmpfsmount("/dev")
+            // Not tmpfs's default 1777: in a sticky world-writable directory the kernel refuses
+            // O_CREAT opens of a file another user owns (may_create_in_sticky), and the device
+            // nodes are the host's, which a step run by an ordinary user does not own.
+            .mount(
+                "tmpfs",
+                "/dev",
+                "tmpfs",
+                MountOptions::NOSUID | MountOptions::NODEV,
+                Some("mode=755".into()),
+            )
             .tmpfsmount("/dev/shm")
             .tmpfsmount("/tmp");
         for node in DEVICES {
