@@ -88,4 +88,24 @@ mod tests {
         assert_eq!(Exit::classify(&anyhow::Error::new(unwritable)), Exit::Environment);
         assert_eq!(Exit::classify(&anyhow::anyhow!("other")), Exit::Environment);
     }
+
+    #[test]
+    fn hostile_layouts_are_input_and_hostile_registries_the_environment() {
+        let digest = kiln_layers::digest::Digest::sha256_of(b"x");
+        let missing = kiln_layers::Error::MissingBlob { layout: "out".into(), digest: digest.clone() };
+        let link = kiln_layers::Error::UnsafeFile { path: "out/index.json".into(), reason: "a link".into() };
+        let deep = kiln_layers::oci::limits::LimitError::TooDeep { digest, depth: 9 };
+        for error in [missing, link, kiln_layers::Error::Limit(deep.clone())] {
+            let pushed = kiln_registry::Error::Layout(error);
+            assert_eq!(Exit::classify(&anyhow::Error::new(pushed).context("cannot push")), Exit::Input);
+        }
+        let realm = kiln_registry::Error::UntrustedRealm {
+            registry: "r".into(),
+            realm: "http://x/token".into(),
+            reason: "plain HTTP".into(),
+        };
+        assert_eq!(Exit::classify(&anyhow::Error::new(realm)), Exit::Environment);
+        let served = kiln_registry::Error::Limit(deep);
+        assert_eq!(Exit::classify(&anyhow::Error::new(served)), Exit::Environment);
+    }
 }

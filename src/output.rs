@@ -150,6 +150,8 @@ pub(crate) fn summary(summary: &Summary, json: bool) -> io::Result<()> {
     emit(&text)
 }
 
+/// One entry and what it lists. The summary is as deep and as large as `layers::inspect` let
+/// it be (`layers::oci::limits`): a few levels, a bounded number of entries.
 fn describe(image: &Image, depth: usize, text: &mut String) {
     let pad = "  ".repeat(depth);
     let unnamed = if matches!(image.content, Content::Artifact { .. }) { "(artifact)" } else { "(unnamed)" };

@@ -296,7 +296,7 @@ struct Entries {
 }
 
 fn read_entries(layout: &Layout, descriptor: &Descriptor) -> Result<Entries> {
-    let file = layout.open_blob(&descriptor.digest)?;
+    let file = layout.open_blob_checked(descriptor)?.take(descriptor.size);
     let unsupported = || Error::UnsupportedMediaType {
         digest: descriptor.digest.clone(),
         media_type: descriptor.media_type.clone(),
@@ -415,7 +415,8 @@ pub struct ByteDifference {
 /// The first difference between the contents of the regular file `path` (as
 /// [`EntryChange::path`] shows it) in layer `a` of one layout and layer `b` of another; `None`
 /// when either lacks it or the contents are equal. The layers' compression is read from their
-/// first bytes.
+/// first bytes. The two contents are compared as they stream, so memory does not grow with the
+/// file.
 pub fn first_difference(
     layout_a: &Layout,
     a: &Digest,
@@ -423,20 +424,58 @@ pub fn first_difference(
     b: &Digest,
     path: &str,
 ) -> Result<Option<ByteDifference>> {
-    let (Some(x), Some(y)) = (entry_content(layout_a, a, path)?, entry_content(layout_b, b, path)?) else {
-        return Ok(None);
-    };
-    let Some(offset) =
-        x.iter().zip(&y).position(|(p, q)| p != q).or((x.len() != y.len()).then(|| x.len().min(y.len())))
-    else {
-        return Ok(None);
-    };
-    let window = |bytes: &[u8]| bytes[offset.min(bytes.len())..(offset + 16).min(bytes.len())].to_vec();
-    Ok(Some(ByteDifference { offset: offset as u64, a: window(&x), b: window(&y) }))
+    let mut archive_a = layer_archive(layout_a, a)?;
+    let Some(mut x) = find_entry(&mut archive_a, a, path)? else { return Ok(None) };
+    let mut archive_b = layer_archive(layout_b, b)?;
+    let Some(mut y) = find_entry(&mut archive_b, b, path)? else { return Ok(None) };
+    const CHUNK: usize = 64 * 1024;
+    let (mut bx, mut by) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut offset = 0u64;
+    loop {
+        let nx = fill(&mut x, &mut bx).map_err(|source| Error::Tar { digest: a.clone(), source })?;
+        let ny = fill(&mut y, &mut by).map_err(|source| Error::Tar { digest: b.clone(), source })?;
+        let at = bx[..nx].iter().zip(&by[..ny]).position(|(p, q)| p != q).or((nx != ny).then(|| nx.min(ny)));
+        if let Some(at) = at {
+            // Up to 16 bytes from the difference; a window that crosses the chunk's end is
+            // completed from the stream.
+            let window = |buffer: &[u8], n: usize, reader: &mut dyn Read| -> std::io::Result<Vec<u8>> {
+                let mut bytes = buffer[at.min(n)..(at + 16).min(n)].to_vec();
+                if bytes.len() < 16 && n == CHUNK {
+                    let mut more = vec![0u8; 16 - bytes.len()];
+                    let got = fill(reader, &mut more)?;
+                    bytes.extend_from_slice(&more[..got]);
+                }
+                Ok(bytes)
+            };
+            let wa = window(&bx, nx, &mut x).map_err(|source| Error::Tar { digest: a.clone(), source })?;
+            let wb = window(&by, ny, &mut y).map_err(|source| Error::Tar { digest: b.clone(), source })?;
+            return Ok(Some(ByteDifference { offset: offset + at as u64, a: wa, b: wb }));
+        }
+        if nx == 0 {
+            return Ok(None);
+        }
+        offset += nx as u64;
+    }
 }
 
-/// The content of a regular file in a layer blob, found by its shown path.
-fn entry_content(layout: &Layout, digest: &Digest, path: &str) -> Result<Option<Vec<u8>>> {
+/// Reads until `buffer` is full or the stream ends; the number of bytes read.
+fn fill(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+type LayerArchive = tar::Archive<Box<dyn Read>>;
+
+/// A layer blob as a tar archive, its compression read from its first bytes.
+fn layer_archive(layout: &Layout, digest: &Digest) -> Result<LayerArchive> {
     let mut file = layout.open_blob(digest)?;
     let mut magic = [0u8; 4];
     let read = file.read(&mut magic).map_err(|e| Error::read("read", layout.blob_path(digest), e))?;
@@ -449,14 +488,20 @@ fn entry_content(layout: &Layout, digest: &Digest, path: &str) -> Result<Option<
     let unsupported =
         || Error::UnsupportedMediaType { digest: digest.clone(), media_type: media_type.to_owned() };
     let reader = compress::decoder(media_type, BufReader::new(file)).ok_or_else(unsupported)?;
+    Ok(tar::Archive::new(Box::new(reader)))
+}
+
+/// The regular file at the shown path `path` in a layer's archive, to read its content from.
+fn find_entry<'a>(
+    archive: &'a mut LayerArchive,
+    digest: &Digest,
+    path: &str,
+) -> Result<Option<tar::Entry<'a, Box<dyn Read>>>> {
     let tar_error = |source| Error::Tar { digest: digest.clone(), source };
-    let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(tar_error)? {
-        let mut entry = entry.map_err(tar_error)?;
+        let entry = entry.map_err(tar_error)?;
         if entry.header().entry_type().is_file() && show_path(&entry.path_bytes()) == path {
-            let mut content = Vec::new();
-            entry.read_to_end(&mut content).map_err(tar_error)?;
-            return Ok(Some(content));
+            return Ok(Some(entry));
         }
     }
     Ok(None)

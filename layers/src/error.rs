@@ -4,6 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::digest::{Digest, DigestError};
+use crate::oci::limits::LimitError;
 
 /// Everything that can go wrong while packing, reading or comparing images.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +154,26 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// A file of a layout that kiln does not read: not a regular file, or reached through a
+    /// symbolic link.
+    #[error("refusing {}: {reason}", path.display())]
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
+    /// A blob a descriptor points at is not in the layout.
+    #[error("{} has no blob {digest} (blobs/{}/{})", layout.display(), digest.algorithm().name(), digest.encoded())]
+    MissingBlob {
+        /// The layout.
+        layout: PathBuf,
+        /// The blob.
+        digest: Digest,
+    },
+    /// A document, or the walk of an image's documents, is beyond kiln's limits.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 impl Error {
@@ -186,6 +207,12 @@ impl Error {
             Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
                 Some("the layout is corrupt; build or pull it again".into())
             }
+            Error::MissingBlob { .. } => Some("the layout is incomplete; build or pull it again".into()),
+            Error::UnsafeFile { .. } => Some(
+                "kiln reads a layout's files only as regular files inside it, never through symbolic links; \
+                 copy the layout without links (cp -rL) or build or pull it again"
+                    .into(),
+            ),
             Error::Read { source, .. } | Error::Write { source, .. }
                 if source.kind() == io::ErrorKind::PermissionDenied =>
             {

@@ -10,8 +10,10 @@
 //! - [`pack::write_layer`] / [`pack::pack`]: tree → tar → diff_id → compression → digest, in one
 //!   streaming pass into a layout.
 //! - [`compress::Compression`]: gzip (block-parallel, thread-count independent), zstd, none.
-//! - [`oci`]: descriptors, manifests, indexes, configs, `NAME:TAG` references, and
-//!   [`oci::layout`] reading and atomic writing.
+//! - [`oci`]: descriptors, manifests, indexes, configs, `NAME:TAG` references,
+//!   [`oci::layout`] reading (regular files beneath the layout, no link followed, never past a
+//!   descriptor's size) and atomic writing, and [`oci::limits`], the bounds on what kiln reads
+//!   of an image (document size, index depth, documents per operation).
 //! - [`cpio`]: deterministic newc archives (initramfs) from a tree, and a bounds-checked reader.
 //! - [`uki`]: Unified Kernel Images, systemd-stub plus sections, assembled natively.
 //! - [`inspect`] and [`diff`]: what a layout holds, and how two differ down to a file entry.

@@ -211,10 +211,10 @@ fn base_image(
     let manifest = source.manifest(&descriptor)?;
     let config = source.config(&manifest.config)?;
     for layer in &manifest.layers {
-        if layout.has_blob(&layer.digest) {
+        if layout.has_blob(layer) {
             continue;
         }
-        let mut from = source.open_blob(&layer.digest)?;
+        let mut from = std::io::Read::take(source.open_blob_checked(layer)?, layer.size);
         let mut blob = layout.blob()?;
         let temp = blob.temp_path();
         std::io::copy(&mut from, &mut blob).map_err(|e| Error::write("copy a base layer to", &temp, e))?;

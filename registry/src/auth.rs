@@ -186,9 +186,11 @@ fn run_helper(helper: &str, server: &str) -> Result<Credentials> {
     })
 }
 
-/// A `WWW-Authenticate` challenge.
+/// A `WWW-Authenticate` challenge. Where kiln answers it is decided by the client (see
+/// [`crate::client`]): never by the challenge alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Challenge {
+#[non_exhaustive]
+pub enum Challenge {
     /// `Basic realm="…"`.
     Basic,
     /// `Bearer realm="…",service="…",scope="…"`.
@@ -201,8 +203,9 @@ pub(crate) enum Challenge {
 }
 
 impl Challenge {
-    /// Parses a `WWW-Authenticate` header value.
-    pub(crate) fn parse(header: &str) -> Option<Challenge> {
+    /// Parses a `WWW-Authenticate` header value; `None` for a scheme kiln does not answer or a
+    /// bearer challenge without a realm.
+    pub fn parse(header: &str) -> Option<Challenge> {
         let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
         let params = parse_params(params);
         match scheme.to_ascii_lowercase().as_str() {
@@ -268,6 +271,33 @@ mod tests {
         assert_eq!(params["realm"], "a\"b");
         assert_eq!(params["service"], "plain");
         assert_eq!(params["scope"], "x:y:pull,push");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+        /// Any header: a challenge or none, never a panic.
+        #[test]
+        fn any_header_parses_without_panic(header in "\\PC{0,200}") {
+            let _ = Challenge::parse(&header);
+        }
+
+        /// A bearer challenge's quoted realm and service come back as they were sent, whatever
+        /// they hold (quotes and backslashes escaped), in any parameter order.
+        #[test]
+        fn quoted_values_round_trip(realm in "[ -~]{1,60}", service in "[ -~]{0,30}", reversed in proptest::prelude::any::<bool>()) {
+            let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            let params = [format!("realm={}", quote(&realm)), format!("service={}", quote(&service))];
+            let header = if reversed {
+                format!("Bearer {},{}", params[1], params[0])
+            } else {
+                format!("Bearer {}, {}", params[0], params[1])
+            };
+            proptest::prop_assert_eq!(
+                Challenge::parse(&header),
+                Some(Challenge::Bearer { realm, service: Some(service) })
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,32 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A layout's blob ended early while it was being sent: it changed under kiln.
+    #[error("blob {digest} ({}) ended at byte {ended_at} while it was being sent; its descriptor says {size} bytes", path.display())]
+    BlobChanged {
+        /// The blob's file.
+        path: PathBuf,
+        /// The blob.
+        digest: kiln_layers::digest::Digest,
+        /// Its descriptor's size.
+        size: u64,
+        /// Where the file ended.
+        ended_at: u64,
+    },
+    /// The registry asked for credentials at a token server kiln does not send them to.
+    #[error("{registry} asks for a token from {realm:?}, where kiln sends no credentials: {reason}")]
+    UntrustedRealm {
+        /// Registry host.
+        registry: String,
+        /// The realm of its challenge.
+        realm: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// What the registry serves is beyond kiln's limits (too deep, too large, too many
+    /// documents).
+    #[error(transparent)]
+    Limit(#[from] kiln_layers::oci::limits::LimitError),
     /// Reading or writing a local layout failed.
     #[error(transparent)]
     Layout(#[from] kiln_layers::Error),
@@ -105,6 +131,17 @@ impl Error {
             Error::Unauthorized { registry, .. } => Some(format!(
                 "log in to {registry} (docker login, podman login, or a credential helper in ~/.docker/config.json)"
             )),
+            Error::Transport { source: ureq::Error::RequireHttpsOnly(_), .. } => Some(
+                "the registry sent kiln to a plain-HTTP URL; kiln follows only HTTPS unless the registry is \
+                 reached with --insecure-http"
+                    .into(),
+            ),
+            Error::UntrustedRealm { .. } => Some(
+                "kiln sends credentials only to the registry itself or to an HTTPS token server; a plain-HTTP \
+                 token server is used only on the registry's own host, for a registry reached with \
+                 --insecure-http"
+                    .into(),
+            ),
             Error::Transport { url, .. } if url.starts_with("https://") => Some(
                 "if the registry serves plain HTTP, pass --insecure-http; for a private CA, --ca-cert FILE"
                     .into(),
@@ -116,6 +153,9 @@ impl Error {
             ),
             Error::InvalidReference { .. } => {
                 Some("use REGISTRY/REPOSITORY[:TAG|@DIGEST], e.g. ghcr.io/org/kernel:v1".into())
+            }
+            Error::BlobChanged { .. } => {
+                Some("something is writing to the layout; push a layout nothing else writes to".into())
             }
             Error::Layout(error) => error.hint(),
             _ => None,
@@ -133,7 +173,7 @@ impl Error {
     /// Whether the error is about the user's input rather than the network or the registry.
     pub fn is_input_error(&self) -> bool {
         match self {
-            Error::InvalidReference { .. } => true,
+            Error::InvalidReference { .. } | Error::BlobChanged { .. } => true,
             Error::Layout(error) => error.is_input_error(),
             _ => false,
         }

@@ -13,8 +13,15 @@
 //!   it has none, by the referrers tag kiln keeps up to date.
 //! - [`reference::ImageRef`]: `REGISTRY/REPOSITORY`, optional `:TAG` and `@DIGEST`.
 //!
+//! Nothing a registry or a layout says is trusted: credentials go only to the registry's own
+//! origin or an HTTPS token realm (plain HTTP only on the registry's own host, for a registry
+//! reached over plain HTTP) and never across a redirect ([`client`]); documents are read within
+//! [`kiln_layers::oci::limits`]; names become URLs only when the distribution grammar accepts
+//! them; a push checks every blob before its first request ([`push`]).
+//!
 //! Must not: change a manifest's bytes (it pushes what `layers` wrote), log or print
-//! credentials, or print anything (progress goes through [`push::Reporter`]).
+//! credentials, send them anywhere the rule above does not allow, or print anything (progress
+//! goes through [`push::Reporter`]).
 
 pub mod auth;
 pub mod client;

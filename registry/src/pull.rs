@@ -3,12 +3,20 @@
 //! Every manifest and blob is checked against its digest before it is stored; blobs already in
 //! the layout are not fetched again. The layout is written with the atomicity rules of
 //! [`kiln_layers::oci::layout`].
+//!
+//! Nothing the registry sends decides how much kiln reads ([`kiln_layers::oci::limits`]): a
+//! document's descriptor larger than the limit is refused before any request, a document is
+//! read no further than its descriptor's size (or the limit, for one asked for by tag), indexes
+//! nest a bounded number of levels, one pull reads a bounded number of documents, and a
+//! document listed twice is fetched once.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
 use kiln_layers::digest::Digest;
 use kiln_layers::oci::layout::LayoutWriter;
+use kiln_layers::oci::limits::{self, Budget, MAX_DOCUMENT_SIZE};
 use kiln_layers::oci::media_type;
 use kiln_layers::oci::reference::Reference;
 use kiln_layers::oci::spec::{Descriptor, ImageConfig, Index, Manifest};
@@ -37,8 +45,34 @@ impl<'a> Remote<'a> {
     }
 
     /// Fetches a manifest or index by tag or digest: its descriptor and exact bytes, checked
-    /// against the digest when one was asked for.
+    /// against the digest when one was asked for. At most
+    /// [`MAX_DOCUMENT_SIZE`] bytes are read.
     pub fn manifest_bytes(&self, reference: &str) -> Result<(Descriptor, Vec<u8>)> {
+        self.fetch_manifest(reference, MAX_DOCUMENT_SIZE, "the most kiln reads of a document")
+    }
+
+    /// Fetches the manifest or index `descriptor` points at: refused before any request when
+    /// its size is above the limit, read no further than its size, checked against its size and
+    /// digest.
+    pub fn manifest_bytes_of(&self, descriptor: &Descriptor) -> Result<(Descriptor, Vec<u8>)> {
+        limits::check_document_size(descriptor, limits::document_kind(descriptor))?;
+        let (fetched, bytes) = self.fetch_manifest(
+            &descriptor.digest.to_string(),
+            descriptor.size,
+            "the size its descriptor gives",
+        )?;
+        if fetched.size != descriptor.size {
+            return Err(Error::DigestMismatch {
+                what: "manifest",
+                url: self.client.url(&format!("{}/manifests/{}", self.repository, descriptor.digest)),
+                expected: format!("{} ({} bytes)", descriptor.digest, descriptor.size),
+                actual: format!("{} bytes", fetched.size),
+            });
+        }
+        Ok((fetched, bytes))
+    }
+
+    fn fetch_manifest(&self, reference: &str, limit: u64, why: &str) -> Result<(Descriptor, Vec<u8>)> {
         let url = self.client.url(&format!("{}/manifests/{reference}", self.repository));
         let mut response = self.client.send(
             Method::Get,
@@ -56,7 +90,7 @@ impl<'a> Remote<'a> {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-        let bytes = Client::read_small(&url, &mut response)?;
+        let bytes = Client::read_limited(&url, &mut response, limit, "manifest", why)?;
         let digest = Digest::sha256_of(&bytes);
         if let Ok(expected) = reference.parse::<Digest>()
             && expected != digest
@@ -130,14 +164,17 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
+    /// A document (manifest, index, config), refused before any request when its descriptor
+    /// is larger than the limit, and read no further than its descriptor's size.
     fn document<T: serde::de::DeserializeOwned>(
         &self,
         descriptor: &Descriptor,
         what: &'static str,
     ) -> Result<T> {
+        limits::check_document_size(descriptor, what)?;
         let mut bytes = Vec::new();
         if media_type::is_manifest(&descriptor.media_type) || media_type::is_index(&descriptor.media_type) {
-            bytes = self.manifest_bytes(&descriptor.digest.to_string())?.1;
+            bytes = self.manifest_bytes_of(descriptor)?.1;
         } else {
             self.blob(descriptor, &mut bytes)?;
         }
@@ -170,50 +207,69 @@ pub fn pull(client: &Client, image: &ImageRef, out: &Path, name: &Reference) -> 
     let remote = Remote::new(client, &image.repository);
     let mut layout = LayoutWriter::create_or_update(out)?;
     let (top, bytes) = remote.manifest_bytes(&image.reference())?;
-    store(&remote, &layout, &top, bytes, out)?;
+    let mut walk = Walk { remote: &remote, layout: &layout, budget: Budget::new(), stored: BTreeSet::new() };
+    walk.budget.document(&top, 0, limits::document_kind(&top))?;
+    walk.stored.insert(top.digest.clone());
+    walk.store(&top, &bytes, 0)?;
     layout.set(name, top.clone());
     layout.commit()?;
     Ok(top)
 }
 
-fn store(
-    remote: &Remote<'_>,
-    layout: &LayoutWriter,
-    descriptor: &Descriptor,
-    bytes: Vec<u8>,
-    out: &Path,
-) -> Result<()> {
-    layout.put_blob(&bytes)?;
-    let parse_error = |e: serde_json::Error| Error::Protocol {
-        url: format!("{}@{}", remote.repository, descriptor.digest),
-        reason: format!("not a valid document: {e}"),
-    };
-    if media_type::is_index(&descriptor.media_type) {
-        let index: Index = serde_json::from_slice(&bytes).map_err(parse_error)?;
-        for child in &index.manifests {
-            if media_type::is_index(&child.media_type) || media_type::is_manifest(&child.media_type) {
-                let (_, child_bytes) = remote.manifest_bytes(&child.digest.to_string())?;
-                store(remote, layout, child, child_bytes, out)?;
-            } else {
-                fetch_blob(remote, layout, child, out)?;
-            }
-        }
-    } else {
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(parse_error)?;
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            fetch_blob(remote, layout, blob, out)?;
-        }
-    }
-    Ok(())
+/// One pull: what it has read, and the documents already stored.
+struct Walk<'a> {
+    remote: &'a Remote<'a>,
+    layout: &'a LayoutWriter,
+    budget: Budget,
+    stored: BTreeSet<Digest>,
 }
 
-fn fetch_blob(remote: &Remote<'_>, layout: &LayoutWriter, descriptor: &Descriptor, out: &Path) -> Result<()> {
-    if layout.has_blob(&descriptor.digest) {
-        return Ok(());
+impl Walk<'_> {
+    /// Stores a manifest or index (`depth` levels of indexes below the image), then what it
+    /// lists.
+    fn store(&mut self, descriptor: &Descriptor, bytes: &[u8], depth: usize) -> Result<()> {
+        self.layout.put_blob(bytes)?;
+        let parse_error = |e: serde_json::Error| Error::Protocol {
+            url: format!("{}@{}", self.remote.repository, descriptor.digest),
+            reason: format!("not a valid document: {e}"),
+        };
+        if media_type::is_index(&descriptor.media_type) {
+            let index: Index = serde_json::from_slice(bytes).map_err(parse_error)?;
+            self.budget.descriptors(index.manifests.len(), &descriptor.digest)?;
+            for child in &index.manifests {
+                if media_type::is_index(&child.media_type) || media_type::is_manifest(&child.media_type) {
+                    self.budget.document(child, depth + 1, limits::document_kind(child))?;
+                    if !self.stored.insert(child.digest.clone()) {
+                        continue;
+                    }
+                    let (_, child_bytes) = self.remote.manifest_bytes_of(child)?;
+                    self.store(child, &child_bytes, depth + 1)?;
+                } else {
+                    self.fetch_blob(child)?;
+                }
+            }
+        } else {
+            let manifest: Manifest = serde_json::from_slice(bytes).map_err(parse_error)?;
+            self.budget.descriptors(manifest.layers.len() + 1, &descriptor.digest)?;
+            // A config is a document kiln reads later: it is bounded like one.
+            if manifest.artifact_type.is_none() {
+                limits::check_document_size(&manifest.config, "image config")?;
+            }
+            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                self.fetch_blob(blob)?;
+            }
+        }
+        Ok(())
     }
-    let mut writer = layout.blob()?;
-    remote.blob(descriptor, &mut writer)?;
-    let (digest, _) = writer.commit()?;
-    debug_assert_eq!(digest, descriptor.digest, "verified while streaming into {}", out.display());
-    Ok(())
+
+    fn fetch_blob(&self, descriptor: &Descriptor) -> Result<()> {
+        if self.layout.has_blob(descriptor) {
+            return Ok(());
+        }
+        let mut writer = self.layout.blob()?;
+        self.remote.blob(descriptor, &mut writer)?;
+        let (digest, _) = writer.commit()?;
+        debug_assert_eq!(digest, descriptor.digest, "verified while streaming");
+        Ok(())
+    }
 }

@@ -12,6 +12,12 @@
 //! `subject` is the image, see [`kiln_layers::oci::artifact`]) are pushed the same way, by
 //! digest and without a tag; where the registry has no referrers API, the referrers tag is
 //! updated ([`crate::referrers`]).
+//!
+//! The layout is input to check before anything is sent: every name and tag must match the
+//! distribution grammar (what a URL is built from), the walk of its documents is bounded by
+//! [`kiln_layers::oci::limits`], and every blob to send must be in the layout — a regular file
+//! of its descriptor's size, no link followed — before the first request, so a broken layout
+//! fails at once, naming the blob, and leaves no upload session open.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -19,7 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use kiln_layers::digest::Digest;
 use kiln_layers::oci::layout::Layout;
+use kiln_layers::oci::limits::{self, Budget};
 use kiln_layers::oci::media_type;
+use kiln_layers::oci::reference;
 use kiln_layers::oci::spec::Descriptor;
 
 use crate::client::{Client, Method, RequestBody, Retry, encode, retriable_error};
@@ -107,20 +115,35 @@ pub fn push(
             layout.find(wanted)?;
         }
     }
+    for tag in &options.extra_tags {
+        reference::check_tag(tag).map_err(|reason| invalid_name(tag, reason))?;
+    }
+    // Everything is checked before the first request: names, documents, every blob.
+    let mut budget = Budget::new();
+    let mut images = Vec::new();
+    for (name, descriptor) in selected {
+        let (repository, tag) = destination(&options.prefix, name)?;
+        let plan = Plan::of(layout, descriptor, &mut budget)?;
+        let artifacts = layout
+            .artifacts_of(name)
+            .into_iter()
+            .map(|artifact| Ok((artifact, Plan::of(layout, artifact, &mut budget)?)))
+            .collect::<Result<Vec<_>>>()?;
+        for blob in plan.blobs.iter().chain(artifacts.iter().flat_map(|(_, plan)| &plan.blobs)) {
+            layout.open_blob_checked(blob)?;
+        }
+        images.push((name, descriptor, repository, tag, plan, artifacts));
+    }
     let uploads =
         Uploads { client, layout, reporter, transfer: Transfer::new(), pushed: Mutex::new(BTreeMap::new()) };
     let mut results = Vec::new();
-    for (name, descriptor) in selected {
-        let (image, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
-        let repository =
-            if options.prefix.is_empty() { image.to_owned() } else { format!("{}/{image}", options.prefix) };
-        let plan = Plan::of(layout, descriptor)?;
+    for (name, descriptor, repository, tag, plan, artifacts) in images {
         let (uploaded_blobs, uploaded_bytes) = uploads.upload_all(&repository, &plan.blobs, options.jobs)?;
         for manifest in plan.manifests.iter().chain(std::iter::once(descriptor)) {
             put_manifest(client, layout, &repository, manifest, &manifest.digest.to_string())?;
         }
-        let mut tags = vec![tag.to_owned()];
-        tags.extend(options.extra_tags.iter().filter(|t| t.as_str() != tag).cloned());
+        let mut tags = vec![tag.clone()];
+        tags.extend(options.extra_tags.iter().filter(|t| **t != tag).cloned());
         for tag in &tags {
             put_manifest(client, layout, &repository, descriptor, tag)?;
         }
@@ -134,10 +157,32 @@ pub fn push(
             referrers: Vec::new(),
             referrers_tag: None,
         };
-        push_referrers(client, layout, &uploads, descriptor, &mut pushed, options.jobs)?;
+        push_referrers(client, layout, &uploads, descriptor, &artifacts, &mut pushed, options.jobs)?;
         results.push(pushed);
     }
     Ok(results)
+}
+
+/// The repository and tag a layout's image `name` (`NAME:TAG`, or `NAME` for `latest`) is pushed
+/// to under `prefix`, both checked against the distribution grammar: a name such as
+/// `../victim/app:1` never reaches a URL.
+fn destination(prefix: &str, name: &str) -> Result<(String, String)> {
+    let invalid = |reason| invalid_name(name, reason);
+    let (image, tag) = match name.rsplit_once(':') {
+        Some((image, tag)) if !tag.contains('/') => (image, tag),
+        _ => (name, "latest"),
+    };
+    reference::check_tag(tag).map_err(invalid)?;
+    let repository = if prefix.is_empty() { image.to_owned() } else { format!("{prefix}/{image}") };
+    reference::check_name(image).map_err(invalid)?;
+    reference::check_name(&repository).map_err(invalid)?;
+    Ok((repository, tag.to_owned()))
+}
+
+/// A name or tag of the layout, or given with `--tag`, that the grammar refuses: bad input, with
+/// the `NAME:TAG` hint.
+fn invalid_name(value: &str, reason: &'static str) -> Error {
+    Error::Layout(kiln_layers::Error::InvalidReference { value: value.to_owned(), reason })
 }
 
 /// Pushes the layout's artifacts about `image` (blobs, then each manifest by digest) and, where
@@ -147,16 +192,15 @@ fn push_referrers(
     layout: &Layout,
     uploads: &Uploads<'_>,
     image: &Descriptor,
+    artifacts: &[(&Descriptor, Plan)],
     pushed: &mut Pushed,
     jobs: usize,
 ) -> Result<()> {
-    let artifacts = layout.artifacts_of(&pushed.image);
     if artifacts.is_empty() {
         return Ok(());
     }
     let mut listed_by_registry = true;
-    for artifact in &artifacts {
-        let plan = Plan::of(layout, artifact)?;
+    for (artifact, plan) in artifacts {
         let (blobs, bytes) = uploads.upload_all(&pushed.repository, &plan.blobs, jobs)?;
         pushed.uploaded_blobs += blobs;
         pushed.uploaded_bytes += bytes;
@@ -169,7 +213,7 @@ fn push_referrers(
         return Ok(());
     }
     let descriptors: Vec<Descriptor> =
-        artifacts.iter().map(|a| kiln_layers::oci::artifact::referrer(a)).collect();
+        artifacts.iter().map(|(a, _)| kiln_layers::oci::artifact::referrer(a)).collect();
     let (tag, _) =
         crate::referrers::update_fallback_tag(client, &pushed.repository, &image.digest, &descriptors)?;
     pushed.referrers_tag = Some(tag);
@@ -184,29 +228,38 @@ struct Plan {
 }
 
 impl Plan {
-    fn of(layout: &Layout, top: &Descriptor) -> Result<Plan> {
+    /// The plan of `top`, charging `budget` (one per push) for every document read.
+    fn of(layout: &Layout, top: &Descriptor, budget: &mut Budget) -> Result<Plan> {
         let mut plan = Plan { blobs: Vec::new(), manifests: Vec::new() };
         let mut seen = BTreeSet::new();
-        plan.visit(layout, top, true, &mut seen)?;
+        plan.visit(layout, top, 0, budget, &mut seen)?;
         Ok(plan)
     }
 
+    /// Visits `descriptor`, `depth` levels of indexes below the image; each digest once.
     fn visit(
         &mut self,
         layout: &Layout,
         descriptor: &Descriptor,
-        top: bool,
+        depth: usize,
+        budget: &mut Budget,
         seen: &mut BTreeSet<Digest>,
     ) -> Result<()> {
         if !seen.insert(descriptor.digest.clone()) {
             return Ok(());
         }
+        let local = |error: limits::LimitError| Error::Layout(error.into());
         if media_type::is_index(&descriptor.media_type) {
-            for child in &layout.nested_index(descriptor)?.manifests {
-                self.visit(layout, child, false, seen)?;
+            budget.document(descriptor, depth, "image index").map_err(local)?;
+            let index = layout.nested_index(descriptor)?;
+            budget.descriptors(index.manifests.len(), &descriptor.digest).map_err(local)?;
+            for child in &index.manifests {
+                self.visit(layout, child, depth + 1, budget, seen)?;
             }
         } else if media_type::is_manifest(&descriptor.media_type) {
+            budget.document(descriptor, depth, "image manifest").map_err(local)?;
             let manifest = layout.manifest(descriptor)?;
+            budget.descriptors(manifest.layers.len() + 1, &descriptor.digest).map_err(local)?;
             for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
                 if seen.insert(blob.digest.clone()) {
                     self.blobs.push(blob.clone());
@@ -216,7 +269,7 @@ impl Plan {
             self.blobs.push(descriptor.clone());
             return Ok(());
         }
-        if !top {
+        if depth > 0 {
             self.manifests.push(descriptor.clone());
         }
         Ok(())
@@ -345,7 +398,6 @@ impl Uploads<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        let path = self.layout.blob_path(&blob.digest);
         let scope = scope_push(repository);
         let octets = ("Content-Type", "application/octet-stream".to_owned());
         let monolithic = self.transfer.chunk().is_none();
@@ -357,7 +409,7 @@ impl Uploads<'_> {
             format!("{}{separator}digest={}", client.resolve(&location), encode(&blob.digest.to_string()));
         let progress = |bytes: u64| self.reporter.blob_progress(&blob.digest, bytes);
         let body = if monolithic {
-            RequestBody::File { path: &path, offset: 0, len: blob.size, progress: &progress }
+            RequestBody::Blob { layout: self.layout, blob, offset: 0, len: blob.size, progress: &progress }
         } else {
             RequestBody::Empty
         };
@@ -378,7 +430,6 @@ impl Uploads<'_> {
         location: &str,
         min_chunk: u64,
     ) -> Result<String> {
-        let path = self.layout.blob_path(&blob.digest);
         let mut location = location.to_owned();
         let mut offset = 0;
         while offset < blob.size {
@@ -390,7 +441,7 @@ impl Uploads<'_> {
                 ("Content-Range", format!("{offset}-{last}")),
             ];
             // Progress counts a chunk once the registry has accepted it.
-            let body = RequestBody::File { path: &path, offset, len: chunk, progress: &|_| {} };
+            let body = RequestBody::Blob { layout: self.layout, blob, offset, len: chunk, progress: &|_| {} };
             let response =
                 self.client.send(Method::Patch, &url, &scope_push(repository), &headers, &body, Retry::No)?;
             match response.status().as_u16() {

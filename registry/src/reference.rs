@@ -4,8 +4,31 @@ use std::fmt;
 use std::str::FromStr;
 
 use kiln_layers::digest::Digest;
+use kiln_layers::oci::reference;
 
 use crate::error::Error;
+
+/// A registry `HOST[:PORT]`: a host name, an IPv4 address or a bracketed IPv6 address, and
+/// digits for the port; nothing a URL would read as user information, a path or a query.
+fn check_host(host: &str) -> Result<(), &'static str> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') && !port.contains(']') => (name, Some(port)),
+        _ => (host, None),
+    };
+    let name_ok = if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+    } else {
+        !name.is_empty()
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    if name_ok && port_ok { Ok(()) } else { Err("the registry must be HOST[:PORT]") }
+}
 
 /// Docker Hub's registry host, used for references without one.
 pub const DOCKER_HUB: &str = "registry-1.docker.io";
@@ -58,23 +81,12 @@ impl FromStr for ImageRef {
             _ if name.contains('/') => (DOCKER_HUB.to_owned(), name.to_owned()),
             _ => (DOCKER_HUB.to_owned(), format!("library/{name}")),
         };
-        let component_ok = |c: &str| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-                && c.as_bytes()[0].is_ascii_alphanumeric()
-        };
-        if repository.is_empty() || !repository.split('/').all(component_ok) {
+        check_host(&registry).map_err(error)?;
+        if reference::check_name(&repository).is_err() {
             return Err(error("the repository must be lowercase path components"));
         }
         if let Some(tag) = &tag {
-            let ok = !tag.is_empty()
-                && tag.len() <= 128
-                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-                && !tag.starts_with(['.', '-']);
-            if !ok {
-                return Err(error("invalid tag"));
-            }
+            reference::check_tag(tag).map_err(|_| error("invalid tag"))?;
         }
         Ok(ImageRef { registry, repository, tag, digest })
     }
@@ -111,13 +123,9 @@ impl FromStr for Target {
         if !(host.contains(['.', ':']) || host == "localhost") {
             return Err(error("start with the registry host, e.g. ghcr.io/org or 127.0.0.1:5000"));
         }
+        check_host(host).map_err(error)?;
         let prefix = prefix.trim_end_matches('/');
-        let component_ok = |c: &str| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-        };
-        if !prefix.is_empty() && !prefix.split('/').all(component_ok) {
+        if !prefix.is_empty() && reference::check_name(prefix).is_err() {
             return Err(error("the repository prefix must be lowercase path components"));
         }
         Ok(Target { registry: host.to_owned(), prefix: prefix.to_owned() })
@@ -160,8 +168,25 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["ghcr.io/Org/x", "ghcr.io/x:", "ghcr.io/x@sha256:12", "ghcr.io//x", "ghcr.io/x:-v"] {
+        for bad in [
+            "ghcr.io/Org/x",
+            "ghcr.io/x:",
+            "ghcr.io/x@sha256:12",
+            "ghcr.io//x",
+            "ghcr.io/x:-v",
+            "ghcr.io/a/../b",
+            "ghcr.io/a..b",
+            "user@ghcr.io/x",
+            "ghcr.io:x/y",
+            "gh%63r.io/x",
+        ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+        }
+        for bad in ["127.0.0.1:5000/..", "127.0.0.1:5000/a/../b", "u@h.io/x", "h.io:99999999/x"] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+        for good in ["localhost/x", "[::1]:5000/x", "registry-1.docker.io/library/busybox"] {
+            assert!(good.parse::<ImageRef>().is_ok(), "{good}");
         }
     }
 }

@@ -9,6 +9,7 @@
 //! already lists — existing entries are kept in their order, new ones appended.
 
 use kiln_layers::digest::Digest;
+use kiln_layers::oci::limits::MAX_DOCUMENT_SIZE;
 use kiln_layers::oci::media_type;
 use kiln_layers::oci::spec::{self, Descriptor, Index};
 
@@ -60,7 +61,13 @@ pub fn update_fallback_tag(
     let mut index = match response.status().as_u16() {
         404 => Index::new(),
         200 => {
-            let bytes = Client::read_small(&url, &mut response)?;
+            let bytes = Client::read_limited(
+                &url,
+                &mut response,
+                MAX_DOCUMENT_SIZE,
+                "referrers index",
+                "the most kiln reads of a document",
+            )?;
             serde_json::from_slice::<Index>(&bytes).map_err(|error| Error::Protocol {
                 url: url.clone(),
                 reason: format!("the referrers tag {tag} is not an image index: {error}"),

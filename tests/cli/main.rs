@@ -9,6 +9,8 @@ mod bad_input;
 mod build;
 mod diff;
 mod golden;
+mod hostile_layout;
+mod hostile_registry;
 mod hostile_steps;
 mod inspect;
 mod interop;

@@ -321,6 +321,67 @@ pub(crate) fn linux_version(tree: &Path) -> String {
     format!("{}.{}.{}", value("VERSION"), value("PATCHLEVEL"), value("SUBLEVEL"))
 }
 
+/// Runs a command under a watchdog: it must finish within `limit`, or it is killed (with its
+/// process group) and the test fails saying it hung. Returns its output.
+pub(crate) fn run_within(command: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    command.stdin(std::process::Stdio::null());
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).process_group(0);
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let group = rustix::process::Pid::from_child(&child);
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+            panic!("{command:?} hung: killed after {limit:?}\nstderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
+/// Runs `command` (a kiln command from [`kiln`] or [`kiln_with_credentials`]) under
+/// `/usr/bin/time -f %M` and [`run_within`]; its output and peak RSS in KiB. `None` (reason
+/// printed) without `/usr/bin/time` outside CI.
+pub(crate) fn peak_rss(command: &Command, limit: Duration) -> Option<(Output, u64)> {
+    if !require_tool("/usr/bin/time") {
+        return None;
+    }
+    let dir = tempdir();
+    let rss = dir.path().join("rss");
+    let mut timed = Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%M").arg("-o").arg(&rss).arg(command.get_program()).args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => timed.env(name, value),
+            None => timed.env_remove(name),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    let output = run_within(&mut timed, limit);
+    let text = fs::read_to_string(&rss).unwrap();
+    // `time` adds a line when the command is killed by a signal; the figure is the last line.
+    let peak = text.lines().last().unwrap().trim().parse().unwrap();
+    Some((output, peak))
+}
+
 #[expect(clippy::print_stderr, reason = "a skipped test must say why")]
 pub(crate) fn eprintln_skip(message: &str) {
     eprintln!("skipping: {message}");
@@ -454,8 +515,10 @@ fn answers_with(address: &str, marker: &str) -> bool {
     response.contains(&format!("x-kiln-test: {}", marker.to_ascii_lowercase()))
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, written to `dir`.
-fn test_ca(dir: &Path) {
+/// A CA (`ca.crt`, `ca.key`) and a server certificate (`server.crt`, `server.key`) signed by it
+/// for 127.0.0.1 and 127.0.0.2 (a second loopback host, for tests that need another host),
+/// written to `dir`.
+pub(crate) fn test_ca(dir: &Path) {
     let openssl = |args: &[&str]| ok(Command::new("openssl").args(args).current_dir(dir));
     openssl(&[
         "req",
@@ -490,7 +553,7 @@ fn test_ca(dir: &Path) {
     ]);
     fs::write(
         dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
     openssl(&[

@@ -10,14 +10,25 @@
 //!
 //! File modes are fixed (0644 files, 0755 directories) whatever the umask, so a layout archived
 //! as a whole is reproducible too.
+//!
+//! Reading trusts nothing in the layout: every file of it (`oci-layout`, `index.json`, each blob,
+//! for [`Layout::read_blob`], [`Layout::open_blob`], [`Layout::open_blob_checked`],
+//! [`Layout::has_blob`] and [`LayoutWriter::has_blob`] alike) is opened by one function, beneath
+//! the layout's directory without following a symbolic link in any component (`openat2` with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and must be a regular file — of its descriptor's
+//! size, where one is known — before a byte is read. Documents are read only up to that size,
+//! and only when it is within [`limits::MAX_DOCUMENT_SIZE`].
 
 use std::fs::{self, File, Permissions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
+use crate::oci::limits::{self, MAX_DOCUMENT_SIZE};
 use crate::oci::reference::Reference;
 use crate::oci::spec::{self, Descriptor, ImageConfig, Index, Manifest, annotation};
 
@@ -35,16 +46,15 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Opens the layout at `root`, checking `oci-layout` and reading `index.json`.
+    /// Opens the layout at `root`, checking `oci-layout` and reading `index.json` (each a regular
+    /// file in it of at most [`MAX_DOCUMENT_SIZE`] bytes).
     pub fn open(root: &Path) -> Result<Self> {
         let not_layout = |reason: String| Error::NotALayout { path: root.to_owned(), reason };
         let marker = root.join(OCI_LAYOUT);
-        let text = match fs::read(&marker) {
+        let text = match read_file_beneath(root, Path::new(OCI_LAYOUT)) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(not_layout("it has no oci-layout file".into()));
-            }
-            Err(e) => return Err(Error::read("read", marker, e)),
+            Err(Refused::Missing) => return Err(not_layout("it has no oci-layout file".into())),
+            Err(refused) => return Err(refused.into_error(root, Path::new(OCI_LAYOUT))),
         };
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -63,7 +73,11 @@ impl Layout {
             )));
         }
         let index_path = root.join(INDEX_JSON);
-        let bytes = fs::read(&index_path).map_err(|e| Error::read("read", &index_path, e))?;
+        let bytes = match read_file_beneath(root, Path::new(INDEX_JSON)) {
+            Ok(bytes) => bytes,
+            Err(Refused::Missing) => return Err(not_layout("it has no index.json".into())),
+            Err(refused) => return Err(refused.into_error(root, Path::new(INDEX_JSON))),
+        };
         let index = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
             path: index_path,
             what: "image index",
@@ -87,11 +101,17 @@ impl Layout {
         blob_path(&self.root, digest)
     }
 
-    /// Reads a whole blob, checking its size and digest against the descriptor. For documents;
-    /// layers are streamed with [`Layout::open_blob`].
+    /// Reads a whole document blob, checking its size and digest against the descriptor: a
+    /// descriptor larger than [`MAX_DOCUMENT_SIZE`] is refused before anything is opened, the blob
+    /// must be a regular file of the descriptor's size, and no more than that is read. Layers are
+    /// streamed with [`Layout::open_blob_checked`].
     pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        limits::check_document_size(descriptor, limits::document_kind(descriptor))?;
+        let file = self.open_blob_checked(descriptor)?;
+        let capacity = usize::try_from(descriptor.size).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(capacity);
         let path = self.blob_path(&descriptor.digest);
-        let bytes = fs::read(&path).map_err(|e| Error::read("read", &path, e))?;
+        file.take(descriptor.size).read_to_end(&mut bytes).map_err(|e| Error::read("read", &path, e))?;
         self.check(descriptor, bytes.len() as u64, {
             let mut verifier = descriptor.digest.verifier();
             verifier.update(&bytes);
@@ -100,10 +120,41 @@ impl Layout {
         Ok(bytes)
     }
 
-    /// Opens a blob for streaming (not verified here; see [`Layout::check`]).
+    /// Opens a blob for streaming: a regular file below the layout, reached without a symbolic
+    /// link (not verified here; see [`Layout::check`]).
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
-        let path = self.blob_path(digest);
-        File::open(&path).map_err(|e| Error::read("open", path, e))
+        self.open_blob_sized(digest).map(|(file, _)| file)
+    }
+
+    /// Opens the blob `descriptor` points at for streaming, as [`Layout::open_blob`] does, and
+    /// checks that its size is the descriptor's (its digest is for the reader to check).
+    pub fn open_blob_checked(&self, descriptor: &Descriptor) -> Result<File> {
+        let (file, size) = self.open_blob_sized(&descriptor.digest)?;
+        if size != descriptor.size {
+            return Err(Error::SizeMismatch {
+                layout: self.root.clone(),
+                digest: descriptor.digest.clone(),
+                expected: descriptor.size,
+                actual: size,
+            });
+        }
+        Ok(file)
+    }
+
+    /// Whether the layout holds the blob `descriptor` points at: a regular file of its size,
+    /// reached without a symbolic link.
+    pub fn has_blob(&self, descriptor: &Descriptor) -> bool {
+        self.open_blob_checked(descriptor).is_ok()
+    }
+
+    /// The one way a blob is opened: beneath the layout, no link followed, a regular file; with
+    /// its size.
+    fn open_blob_sized(&self, digest: &Digest) -> Result<(File, u64)> {
+        let relative = blob_relative(digest);
+        open_beneath(&self.root, &relative).map_err(|refused| match refused {
+            Refused::Missing => Error::MissingBlob { layout: self.root.clone(), digest: digest.clone() },
+            refused => refused.into_error(&self.root, &relative),
+        })
     }
 
     /// Checks a blob's measured size and digest against its descriptor.
@@ -181,7 +232,144 @@ impl Layout {
 }
 
 fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
-    root.join("blobs").join(digest.algorithm().name()).join(digest.encoded())
+    root.join(blob_relative(digest))
+}
+
+/// `blobs/<alg>/<hex>`; a parsed digest holds only lowercase hex, so this never leaves `blobs/`.
+fn blob_relative(digest: &Digest) -> PathBuf {
+    Path::new("blobs").join(digest.algorithm().name()).join(digest.encoded())
+}
+
+/// Why a file of a layout was not opened.
+enum Refused {
+    /// It does not exist (or a component on its way is not a directory).
+    Missing,
+    /// A symbolic link is on its way, or the path leaves the layout.
+    Link,
+    /// It is not a regular file.
+    NotRegular(&'static str),
+    /// A document larger than [`MAX_DOCUMENT_SIZE`].
+    TooLarge(u64),
+    /// Another error of the operating system.
+    Io(io::Error),
+}
+
+impl Refused {
+    fn into_error(self, root: &Path, relative: &Path) -> Error {
+        let path = root.join(relative);
+        match self {
+            Refused::Missing => Error::read("open", path, io::ErrorKind::NotFound.into()),
+            Refused::Link => Error::UnsafeFile {
+                path,
+                reason: "a symbolic link is on its way, or it lies outside the layout".into(),
+            },
+            Refused::NotRegular(kind) => Error::UnsafeFile { path, reason: format!("it is a {kind}") },
+            Refused::TooLarge(size) => Error::NotALayout {
+                path: root.to_owned(),
+                reason: format!(
+                    "{} is {size} bytes; kiln reads documents of at most {} MiB",
+                    relative.display(),
+                    MAX_DOCUMENT_SIZE >> 20
+                ),
+            },
+            Refused::Io(source) => Error::read("open", path, source),
+        }
+    }
+}
+
+/// Opens `relative` (plain components, no `..`) below `root` for reading: the kernel resolves it
+/// beneath `root` and refuses a symbolic link in any component, the last included
+/// (`openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`; a component-by-component `O_NOFOLLOW` walk
+/// where `openat2` is missing). It must be a regular file; returns it and its length. A FIFO or
+/// device is opened without blocking and refused before anything is read.
+fn open_beneath(root: &Path, relative: &Path) -> std::result::Result<(File, u64), Refused> {
+    use rustix::io::Errno;
+    let refused = |errno: Errno| match errno {
+        Errno::NOENT | Errno::NOTDIR => Refused::Missing,
+        Errno::LOOP | Errno::XDEV => Refused::Link,
+        errno => Refused::Io(errno.into()),
+    };
+    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(refused)?;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let mut attempts = 0;
+    let fd = loop {
+        match rustix::fs::openat2(&dir, relative, flags, Mode::empty(), resolve) {
+            // A rename elsewhere in the tree raced the lookup; the kernel asks to try again.
+            Err(Errno::AGAIN) if attempts < 8 => attempts += 1,
+            // No openat2 (before Linux 5.6, or a seccomp filter that hides it).
+            Err(Errno::NOSYS | Errno::PERM) => {
+                break walk_nofollow(&dir, relative, flags).map_err(refused)?;
+            }
+            result => break result.map_err(refused)?,
+        }
+    };
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(Refused::Io)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        return Err(Refused::NotRegular(if kind.is_dir() {
+            "directory"
+        } else if kind.is_fifo() {
+            "FIFO"
+        } else if kind.is_socket() {
+            "socket"
+        } else if kind.is_char_device() {
+            "character device"
+        } else if kind.is_block_device() {
+            "block device"
+        } else {
+            "special file"
+        }));
+    }
+    let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| Refused::Io(e.into()))?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(|e| Refused::Io(e.into()))?;
+    Ok((file, meta.len()))
+}
+
+/// `openat` one component at a time with `O_NOFOLLOW`: a link anywhere is `ELOOP` (or, for a
+/// directory component, `ENOTDIR`).
+fn walk_nofollow(
+    dir: &rustix::fd::OwnedFd,
+    relative: &Path,
+    flags: OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use std::path::Component;
+    let components: Vec<&std::ffi::OsStr> = relative
+        .components()
+        .map(|c| match c {
+            Component::Normal(name) => Ok(name),
+            _ => Err(rustix::io::Errno::XDEV),
+        })
+        .collect::<rustix::io::Result<_>>()?;
+    let Some((last, parents)) = components.split_last() else { return Err(rustix::io::Errno::NOENT) };
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current: Option<rustix::fd::OwnedFd> = None;
+    for name in parents {
+        let next = match &current {
+            Some(fd) => rustix::fs::openat(fd, *name, directory, Mode::empty())?,
+            None => rustix::fs::openat(dir, *name, directory, Mode::empty())?,
+        };
+        current = Some(next);
+    }
+    match &current {
+        Some(fd) => rustix::fs::openat(fd, *last, flags, Mode::empty()),
+        None => rustix::fs::openat(dir, *last, flags, Mode::empty()),
+    }
+}
+
+/// A small file of a layout (`oci-layout`, `index.json`), opened as [`open_beneath`] opens a
+/// blob, refused above [`MAX_DOCUMENT_SIZE`] and read no further than its length.
+fn read_file_beneath(root: &Path, relative: &Path) -> std::result::Result<Vec<u8>, Refused> {
+    let (file, size) = open_beneath(root, relative)?;
+    if size > MAX_DOCUMENT_SIZE {
+        return Err(Refused::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(size).read_to_end(&mut bytes).map_err(Refused::Io)?;
+    Ok(bytes)
 }
 
 /// Adds images to a new or existing layout; see the module docs for the atomicity rules.
@@ -200,8 +388,18 @@ impl LayoutWriter {
         match fs::symlink_metadata(destination) {
             Ok(meta) if meta.is_dir() && destination.join(OCI_LAYOUT).exists() => {
                 let layout = Layout::open(destination)?;
-                let blobs = destination.join("blobs").join("sha256");
-                create_dir(&blobs)?;
+                // Blobs are written below these directories: a link there would put them
+                // elsewhere.
+                for relative in ["blobs", "blobs/sha256"] {
+                    let dir = destination.join(relative);
+                    if fs::symlink_metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+                        return Err(Error::UnsafeFile {
+                            path: dir,
+                            reason: "it is not a directory (a symbolic link is not followed)".into(),
+                        });
+                    }
+                    create_dir(&dir)?;
+                }
                 Ok(LayoutWriter {
                     destination: destination.to_owned(),
                     work: destination.to_owned(),
@@ -238,9 +436,11 @@ impl LayoutWriter {
         })
     }
 
-    /// Whether the layout already holds a blob.
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        blob_path(&self.work, digest).is_file()
+    /// Whether the layout already holds the blob `descriptor` points at: a regular file of its
+    /// size, reached without a symbolic link (anything else there is replaced by a new blob).
+    pub fn has_blob(&self, descriptor: &Descriptor) -> bool {
+        open_beneath(&self.work, &blob_relative(&descriptor.digest))
+            .is_ok_and(|(_, size)| size == descriptor.size)
     }
 
     /// A writer for one new blob.

@@ -36,16 +36,31 @@ impl FromStr for Reference {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let error = |reason| Error::InvalidReference { value: value.to_owned(), reason };
         let (name, tag) = value.rsplit_once(':').ok_or_else(|| error("missing `:TAG`"))?;
-        if name.is_empty() || name.split('/').any(|component| !valid_component(component)) {
-            return Err(error("NAME must be lowercase components [a-z0-9] joined by '.', '_', '__' or '-'"));
-        }
-        if name.len() > 255 {
-            return Err(error("NAME is longer than 255 characters"));
-        }
-        if !valid_tag(tag) {
-            return Err(error("TAG must be 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"));
-        }
+        check_name(name).map_err(error)?;
+        check_tag(tag).map_err(error)?;
         Ok(Reference { name: name.to_owned(), tag: tag.to_owned() })
+    }
+}
+
+/// Checks a repository name (`org/kernel`) against the distribution grammar, at most 255
+/// characters; the reason when it does not match. What a registry URL is built from must pass
+/// this: it holds no `..`, no empty component, no `%`, `?` or `#`.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.split('/').any(|component| !valid_component(component)) {
+        return Err("NAME must be lowercase components [a-z0-9] joined by '.', '_', '__' or '-'");
+    }
+    if name.len() > 255 {
+        return Err("NAME is longer than 255 characters");
+    }
+    Ok(())
+}
+
+/// Checks a tag against the distribution grammar; the reason when it does not match.
+pub fn check_tag(tag: &str) -> Result<(), &'static str> {
+    if valid_tag(tag) {
+        Ok(())
+    } else {
+        Err("TAG must be 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'")
     }
 }
 
@@ -131,5 +146,10 @@ mod tests {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
         assert!(format!("k:{}", "a".repeat(129)).parse::<Reference>().is_err());
+        for bad in ["../victim/app", "a/../b", "a/./b", "/a", "a/", "a%2fb", "a?b", "a#b", "A", "a b"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(&"a".repeat(256)).is_err());
+        assert!(check_name(&"a".repeat(255)).is_ok());
     }
 }
