@@ -127,10 +127,15 @@ pub fn extract(archive: &Path, dest: &Path, options: Options) -> Result<Extracte
 /// Extracts the image `reference` of the OCI layout at `layout` — its layers in order, with
 /// whiteouts; for an index, its `linux/amd64` image — into `dest`, which must not exist yet.
 pub fn extract_image(layout: &Path, reference: &str, dest: &Path) -> Result<Extracted> {
-    use kiln_layers::oci::{layout::Layout, media_type};
+    use kiln_layers::oci::{layout::Layout, limits::Budget, media_type};
     let layout = Layout::open(layout)?;
     let mut descriptor = layout.find(reference)?.clone();
+    // The layout is untrusted: its index chain is bounded like any walk of one.
+    let mut budget = Budget::new();
+    let mut depth = 0;
     while media_type::is_index(&descriptor.media_type) {
+        budget.document(&descriptor, depth, "image index").map_err(kiln_layers::Error::from)?;
+        depth += 1;
         let index = layout.nested_index(&descriptor)?;
         let amd64 = index
             .manifests
@@ -149,7 +154,8 @@ pub fn extract_image(layout: &Path, reference: &str, dest: &Path) -> Result<Extr
         let mut total = Extracted::default();
         for layer in &manifest.layers {
             let path = layout.blob_path(&layer.digest);
-            let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+            // Beneath the layout, a regular file of the layer's size, through no link.
+            let file = layout.open_blob_checked(layer)?;
             let extracted = extract_tar(&path, BufReader::with_capacity(1 << 20, file), root, options)?;
             total.entries += extracted.entries;
             total.bytes += extracted.bytes;

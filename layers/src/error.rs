@@ -154,6 +154,14 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// The output layout would be inside the tree being packed (the pack would read itself).
+    #[error("{} is inside the tree {} being packed", out.display(), tree.display())]
+    OutputInsideTree {
+        /// The output.
+        out: PathBuf,
+        /// The tree.
+        tree: PathBuf,
+    },
     /// A file of a layout that kiln does not read: not a regular file, or reached through a
     /// symbolic link.
     #[error("refusing {}: {reason}", path.display())]
@@ -204,6 +212,7 @@ impl Error {
                 "use NAME:TAG, e.g. kernel:v1.10.3 (NAME lowercase, TAG up to 128 of [A-Za-z0-9_.-])".into(),
             ),
             Error::OutputInUse { .. } => Some("choose another --out, or remove the path".into()),
+            Error::OutputInsideTree { .. } => Some("write the layout outside the tree (--out)".into()),
             Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
                 Some("the layout is corrupt; build or pull it again".into())
             }

@@ -123,6 +123,31 @@ pub struct Packed {
     pub layer: Layer,
 }
 
+/// Refuses an output layout inside the tree (or the tree itself): the layout and its staging
+/// directory would be packed into it, differently on each run. Where `out` does not exist yet,
+/// its nearest existing ancestor decides.
+fn refuse_output_inside(tree: &Path, out: &Path) -> Result<()> {
+    let Ok(tree_real) = std::fs::canonicalize(tree) else { return Ok(()) };
+    let mut existing = std::path::absolute(out).map_err(|e| Error::write("read", out, e))?;
+    let mut rest = Vec::new();
+    let out_real = loop {
+        match std::fs::canonicalize(&existing) {
+            Ok(real) => break rest.iter().rev().fold(real, |path: std::path::PathBuf, part| path.join(part)),
+            Err(_) => match (existing.file_name().map(ToOwned::to_owned), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    existing = parent.to_owned();
+                }
+                _ => return Ok(()),
+            },
+        }
+    };
+    if out_real.starts_with(&tree_real) {
+        return Err(Error::OutputInsideTree { out: out.to_owned(), tree: tree.to_owned() });
+    }
+    Ok(())
+}
+
 /// Packs `tree` as one layer named `options.reference` into the layout at `out` (created if
 /// needed; an image of the same name is replaced), on top of `options.base`'s layers if given.
 ///
@@ -130,6 +155,7 @@ pub struct Packed {
 /// command and labels, and its history; the config's `created` is the epoch, never the base's
 /// or the current time.
 pub fn pack(tree: &Path, out: &Path, options: &PackOptions, reporter: &dyn Reporter) -> Result<Packed> {
+    refuse_output_inside(tree, out)?;
     let mut layout = LayoutWriter::create_or_update(out)?;
     let (mut layers, mut config) = match &options.base {
         Some(base) => base_image(base, &layout, &options.platform)?,

@@ -121,9 +121,12 @@ fn bad_arguments_and_environment_have_their_exit_codes() {
     let output = pack(&file, &work.path().join("o"));
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains(&format!("{} is not a directory", file.display())));
-    let output = pack(&tree, &file);
+    let outside = work.path().join("o-file");
+    fs::write(&outside, "a file").unwrap();
+    let output = pack(&tree, &outside);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("exists and is not an OCI image layout"), "{}", stderr(&output));
+    fs::remove_file(&outside).unwrap();
 
     // Input: inspecting something that is not a layout names what is missing.
     let output = support::run(support::kiln().arg("inspect").arg(&tree));
@@ -146,4 +149,85 @@ fn a_corrupt_blob_is_detected_by_inspect() {
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("has digest sha256:"), "{}", stderr(&output));
     assert!(stderr(&output).contains("hint: the layout is corrupt"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_layout_inside_the_tree_it_packs_is_refused() {
+    let (work, tree) = support::fixture();
+    for out in [tree.join("layout"), tree.clone(), tree.join("a/deeper/layout")] {
+        let output =
+            support::run(support::kiln().arg("pack").arg(&tree).args(["--ref", "x:1", "--out"]).arg(&out));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{}: {stderr}", out.display());
+        assert!(stderr.contains("is inside the tree"), "{stderr}");
+    }
+    assert!(!tree.join("layout").exists() && !tree.join("a/deeper").exists());
+    assert_no_leftovers(work.path(), &["tree"]);
+}
+
+/// `kill -9` in the middle of a pack leaves its staging directory (a new layout) or its blob's
+/// temporary file (an existing one); the next pack there removes them, and leaves a live pack's
+/// alone.
+#[test]
+fn what_a_killed_pack_left_is_removed_by_the_next() {
+    use rustix::process::{Pid, Signal, kill_process};
+    let (work, tree) = support::fixture();
+    // Incompressible bytes, so the pack takes long enough to be killed in the middle.
+    let mut noise = vec![0u8; 256 << 20];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for byte in &mut noise {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    fs::write(tree.join("noise"), &noise).unwrap();
+    let existing = work.path().join("existing");
+    support::ok(
+        support::kiln()
+            .arg("pack")
+            .arg(work.path().join("tree/etc"))
+            .args(["--ref", "small:1", "--out"])
+            .arg(&existing),
+    );
+    for (out, leftover) in
+        [(work.path().join("new"), work.path().to_owned()), (existing.clone(), existing.join("blobs/sha256"))]
+    {
+        let mut child = support::kiln()
+            .arg("pack")
+            .arg(&tree)
+            .args(["--ref", "big:1", "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let hidden = |dir: &Path| -> Vec<String> {
+            fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(".kiln-layout-") || name.starts_with(".tmp-"))
+                .collect()
+        };
+        let started = std::time::Instant::now();
+        while hidden(&leftover).is_empty() && started.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        kill_process(Pid::from_child(&child), Signal::KILL).unwrap();
+        child.wait().unwrap();
+        assert!(
+            !hidden(&leftover).is_empty(),
+            "the killed pack left nothing to clean in {}",
+            leftover.display()
+        );
+        support::ok(
+            support::kiln()
+                .arg("pack")
+                .arg(work.path().join("tree/etc"))
+                .args(["--ref", "again:1", "--out"])
+                .arg(&out),
+        );
+        assert_eq!(hidden(&leftover), Vec::<String>::new(), "left in {}", leftover.display());
+    }
 }

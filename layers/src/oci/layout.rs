@@ -378,6 +378,8 @@ pub struct LayoutWriter {
     destination: PathBuf,
     work: PathBuf,
     staging: Option<tempfile::TempDir>,
+    /// Held while the staging directory is written: `.kiln-layout-X.lock` beside it.
+    _staging_lock: Option<tempfile::NamedTempFile>,
     index: Index,
 }
 
@@ -400,10 +402,14 @@ impl LayoutWriter {
                     }
                     create_dir(&dir)?;
                 }
+                // What writers killed mid-write left (no live writer holds their locks).
+                sweep(destination, ".tmp-", "");
+                sweep(&destination.join("blobs/sha256"), ".tmp-", "");
                 Ok(LayoutWriter {
                     destination: destination.to_owned(),
                     work: destination.to_owned(),
                     staging: None,
+                    _staging_lock: None,
                     index: layout.index,
                 })
             }
@@ -420,8 +426,14 @@ impl LayoutWriter {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&parent).map_err(|e| Error::write("create", &parent, e))?;
+        sweep(&parent, STAGING_PREFIX, LOCK_SUFFIX);
+        // The lock first, then the directory of the same name: a sweeper never sees the
+        // directory without its (held) lock.
+        let lock = locked_temp(&parent, STAGING_PREFIX, LOCK_SUFFIX)?;
+        let name = lock.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let staging = tempfile::Builder::new()
-            .prefix(".kiln-layout-")
+            .prefix(name.trim_end_matches(LOCK_SUFFIX))
+            .rand_bytes(0)
             .tempdir_in(&parent)
             .map_err(|e| Error::write("create a directory in", &parent, e))?;
         let work = staging.path().to_owned();
@@ -432,6 +444,7 @@ impl LayoutWriter {
             destination: destination.to_owned(),
             work,
             staging: Some(staging),
+            _staging_lock: Some(lock),
             index: Index::new(),
         })
     }
@@ -530,10 +543,7 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     fn new(dir: PathBuf) -> Result<Self> {
-        let temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::write("create a file in", &dir, e))?;
+        let temp = locked_temp(&dir, ".tmp-", "")?;
         Ok(BlobWriter { dir, file: HashingWriter::new(BufWriter::with_capacity(256 * 1024, temp)) })
     }
 
@@ -586,14 +596,57 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 /// Writes a small file atomically (temporary file in the same directory, then rename).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::write("create a file in", dir, e))?;
+    let mut temp = locked_temp(dir, ".tmp-", "")?;
     temp.write_all(bytes).map_err(|e| Error::write("write", path, e))?;
     temp.as_file()
         .set_permissions(Permissions::from_mode(FILE_MODE))
         .map_err(|e| Error::write("set permissions of", path, e))?;
     temp.persist(path).map_err(|e| Error::write("write", path, e.error))?;
     Ok(())
+}
+
+/// The prefix of a new layout's staging directory, beside the destination.
+const STAGING_PREFIX: &str = ".kiln-layout-";
+/// The suffix of the lock file a staging directory is held by.
+const LOCK_SUFFIX: &str = ".lock";
+
+/// A new temporary file in `dir`, locked (`flock`) for as long as it is open: a writer killed
+/// mid-write leaves it unlocked, which is how [`sweep`] knows it is stale.
+fn locked_temp(dir: &Path, prefix: &str, suffix: &str) -> Result<tempfile::NamedTempFile> {
+    let temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(|e| Error::write("create a file in", dir, e))?;
+    rustix::fs::flock(temp.as_file(), rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| Error::write("lock", temp.path(), e.into()))?;
+    Ok(temp)
+}
+
+/// Removes what writers killed mid-write left in `dir`: each `PREFIX*SUFFIX` file nobody holds
+/// a lock on (and, for a staging lock, its directory). Best effort: a leftover that cannot be
+/// removed is left for the next writer.
+fn sweep(dir: &Path, prefix: &str, suffix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(prefix)
+            || !name.ends_with(suffix)
+            || !entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else { continue };
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue;
+        }
+        if !suffix.is_empty() {
+            let staged = dir.join(name.trim_end_matches(suffix));
+            if fs::symlink_metadata(&staged).is_ok_and(|meta| meta.is_dir()) {
+                let _ = fs::remove_dir_all(&staged);
+            }
+        }
+        let _ = fs::remove_file(&path);
+    }
 }
