@@ -7,9 +7,31 @@ use kiln_layers::diff::{Change, Report, Status};
 use kiln_layers::inspect::{Content, Image, Summary};
 use kiln_layers::pack::Packed;
 
+/// `text` as it may reach a terminal: every control character but newline and tab escaped
+/// (`\u{1b}`), so names, documents, errors and step output from untrusted sources cannot move
+/// the cursor, retitle the window or write the clipboard.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_hidden_control) {
+        return text.into();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hidden_control(c) {
+            let _ = write!(escaped, "{}", c.escape_unicode());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped.into()
+}
+
+fn is_hidden_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
 /// Writes to stdout; a closed pipe (`kiln inspect out | head`) is not an error.
 fn emit(text: &str) -> io::Result<()> {
-    match io::stdout().lock().write_all(text.as_bytes()) {
+    match io::stdout().lock().write_all(shown(text).as_bytes()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
@@ -29,7 +51,7 @@ pub(crate) fn text(text: &str) -> io::Result<()> {
 /// Progress messages (one per line) on stderr.
 pub(crate) fn messages(lines: &[String]) {
     let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    let _ = io::stderr().lock().write_all(shown(&text).as_bytes());
 }
 
 /// What `kiln lock --update` changed, a line per source, on stderr:
@@ -61,7 +83,7 @@ fn short(hex: &str) -> &str {
 /// `file:line: warning: …` on stderr.
 pub(crate) fn warnings(warnings: &[kiln_kconfig::Warning]) {
     let text: String = warnings.iter().map(|w| format!("{w}\n")).collect();
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    let _ = io::stderr().lock().write_all(shown(&text).as_bytes());
 }
 
 /// `error: …`, its causes, and a `hint:` where a library error has one.
@@ -85,7 +107,7 @@ pub(crate) fn error(error: &anyhow::Error) {
     if let Some(hint) = hint {
         let _ = writeln!(text, "hint: {hint}");
     }
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    let _ = io::stderr().lock().write_all(shown(&text).as_bytes());
 }
 
 /// Result of `kiln build`: `NAME:TAG sha256:<manifest digest>` per image.
@@ -247,4 +269,16 @@ pub(crate) fn size(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn control_characters_are_escaped_but_newlines_and_tabs() {
+        assert_eq!(shown("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(shown("\u{1b}]0;t\u{7}\r\u{9b}x\u{7f}"), "\\u{1b}]0;t\\u{7}\\u{d}\\u{9b}x\\u{7f}");
+        assert!(matches!(shown("é ünïcode"), std::borrow::Cow::Borrowed(_)));
+    }
 }

@@ -146,7 +146,7 @@ impl BuildProgress {
         if self.bars.is_hidden() {
             crate::output::messages(&[line]);
         } else {
-            let _ = self.bars.println(line);
+            let _ = self.bars.println(crate::output::shown(&line));
         }
     }
 }
@@ -167,7 +167,7 @@ impl kiln_builder::build::Reporter for BuildProgress {
 
     fn step_output(&self, step: &str, line: &str) {
         if let Some(bar) = self.running.lock().ok().and_then(|r| r.get(step).cloned()) {
-            bar.set_message(line.to_owned());
+            bar.set_message(crate::output::shown(line).into_owned());
         }
     }
 

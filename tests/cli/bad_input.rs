@@ -231,3 +231,54 @@ fn what_a_killed_pack_left_is_removed_by_the_next() {
         assert_eq!(hidden(&leftover), Vec::<String>::new(), "left in {}", leftover.display());
     }
 }
+
+/// Control characters from untrusted places (a step's output, a layout's names, a failing
+/// step's last lines) reach the terminal escaped, never raw.
+#[test]
+fn control_characters_never_reach_the_terminal_raw() {
+    let raw = |output: &std::process::Output| {
+        output.stdout.iter().chain(&output.stderr).any(|&b| b == 0x1b || b == 0x07 || b == b'\r')
+    };
+    // A script's output.
+    let output = support::run(
+        support::kiln().args(["sandbox", "printf '\\033]52;c;b3duZWQ=\\007\\033[2Jtitle\\r\\n'"]),
+    );
+    assert!(output.status.success());
+    assert!(!raw(&output), "{:?}", String::from_utf8_lossy(&output.stdout));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\\u{1b}]52;c;b3duZWQ=\\u{7}"));
+
+    // A failing step's last lines, in the error.
+    let work = support::tempdir();
+    let recipe = work.path().join("recipe");
+    fs::create_dir_all(&recipe).unwrap();
+    fs::write(
+        recipe.join("kiln.toml"),
+        "[recipe]\nname = \"loud\"\n\n[steps.loud]\nscript = \"printf '\\\\033]0;owned\\\\007\\\\n'; exit 3\"\n",
+    )
+    .unwrap();
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", work.path().join("cache"))
+            .arg("build")
+            .arg(&recipe)
+            .arg("--out")
+            .arg(work.path().join("out")),
+    );
+    assert_eq!(output.status.code(), Some(3));
+    assert!(!raw(&output), "{:?}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("\\u{1b}]0;owned\\u{7}"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A layout's annotations, as inspect shows them.
+    let (work, tree) = support::fixture();
+    let layout = work.path().join("layout");
+    support::pack(&tree, &layout, "evil:1", &[]);
+    let index_path = layout.join("index.json");
+    let index = fs::read_to_string(&index_path).unwrap();
+    fs::write(&index_path, index.replace("\"evil:1\"", "\"evil:1\\u001b]0;owned\\u0007\"")).unwrap();
+    let output = support::run(support::kiln().arg("inspect").arg(&layout));
+    assert!(!raw(&output), "{:?}", String::from_utf8_lossy(&output.stdout));
+}
