@@ -65,6 +65,18 @@ pub(crate) enum Command {
     /// says the package installed those bytes. `--update NAME` re-locks that source only (after
     /// Debian updated its package, say) and keeps every other entry as it is.
     Lock(LockArgs),
+    /// Check a recipe without building it: what a build would refuse, in seconds.
+    ///
+    /// The schema; the pins (kiln.lock agrees with the recipe, every source is pinned, and every
+    /// source on this host, a file read where it is, a package's file or a cached download,
+    /// matches its pin: nothing is fetched); the kernel's configuration (the kernel step's own configuration phase in its
+    /// sandbox, no compile: every value the fragments request must stick after
+    /// `make olddefconfig`, each one that does not explained); and for a `[talos]` recipe, what
+    /// Talos v1.10.3 enforces at boot: the KSPP arguments (slab_nomerge, pti=on) and Talos's
+    /// defaults on the UKI's command line, and a kernel option creating every KSPP sysctl and
+    /// every `[machine-config]` sysctl. A check that cannot run here (a source not yet fetched)
+    /// says so. Exits 0 when every check that ran holds, 1 when one does not.
+    Check(CheckArgs),
     /// Pack a directory tree as a reproducible single-layer OCI image.
     Pack(PackArgs),
     /// Show the images in an OCI image layout or a registry: names, digests, layers, sizes.
@@ -117,8 +129,11 @@ pub(crate) enum Command {
     ///
     /// `machine.install.image` is pinned by digest where `kiln push` puts the image
     /// (REGISTRY/PREFIX/NAME:TAG@sha256:…); `[machine-config]` of the recipe adds kernel modules
-    /// and sysctls. Talos 1.10 ignores machine.install.extensions and, under systemd-boot,
-    /// machine.install.extraKernelArgs: extensions and kernel arguments are in the image.
+    /// and sysctls; --install-disk and --machine-type set machine.install.disk and machine.type.
+    /// Talos 1.10 ignores machine.install.extensions (extensions are in the image). The recipe's
+    /// kernel arguments are in the UKI, which systemd-boot boots, and also written as
+    /// machine.install.extraKernelArgs, from which GRUB (BIOS nodes, or nodes first installed
+    /// with GRUB) builds its command line.
     MachineConfig(MachineConfigArgs),
     /// Run a shell script in the build sandbox, exactly as recipe steps run (to debug a step).
     ///
@@ -128,6 +143,16 @@ pub(crate) enum Command {
     /// SOURCE_DATE_EPOCH) plus --env. Its output is printed as it comes. Exits 1 when the
     /// script fails.
     Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Recipe directory (holding kiln.toml).
+    #[arg(default_value = ".")]
+    pub(crate) recipe: PathBuf,
+    /// Use a local file or directory instead of a source, unchecked (repeatable).
+    #[arg(long = "source", value_name = "NAME=PATH", value_parser = parse_override)]
+    pub(crate) overrides: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +261,12 @@ pub(crate) struct MachineConfigArgs {
     /// The installer image, NAME:TAG (default: the recipe's only image based on the Talos step).
     #[arg(long, value_name = "NAME:TAG")]
     pub(crate) image: Option<String>,
+    /// machine.install.disk: the disk Talos installs to (e.g. /dev/nvme0n1).
+    #[arg(long, value_name = "DEVICE")]
+    pub(crate) install_disk: Option<String>,
+    /// machine.type: controlplane or worker.
+    #[arg(long, value_name = "TYPE", value_parser = ["controlplane", "worker"])]
+    pub(crate) machine_type: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success; for `diff`, the inputs are identical |
-//! | 1 | the command worked and found differences (`diff`, `kconfig diff`), values that did not stick (`kconfig check`), incompatible modules (`modules check`) or modules without a valid signature (`modules verify`); the script failed (`sandbox`) |
+//! | 1 | the command worked and found differences (`diff`, `kconfig diff`), values that did not stick (`kconfig check`), a recipe a build would refuse (`check`), incompatible modules (`modules check`) or modules without a valid signature (`modules verify`); the script failed (`sandbox`) |
 //! | 2 | the command line is wrong (unknown flag, missing argument, bad value) |
 //! | 3 | the input is wrong: a tree, layout, reference or value kiln was given |
 //! | 4 | the environment failed: I/O on kiln's own output, permissions, a missing tool |

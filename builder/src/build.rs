@@ -123,13 +123,7 @@ struct Meta {
 
 /// Builds every image of `recipe` into `options.out`.
 pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporter) -> Result<Built> {
-    let epoch = Epoch::from_env(recipe.meta.source_date_epoch.map(Epoch::from_secs)).map_err(|error| {
-        Error::Recipe {
-            path: recipe.dir.join(crate::recipe::FILE_NAME),
-            line: None,
-            reason: error.to_string(),
-        }
-    })?;
+    let epoch = epoch(recipe)?;
     let lock = Lock::read(&recipe.dir)?;
     if let Some(lock) = &lock {
         lock.check(recipe)?;
@@ -169,7 +163,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
                 reporter.step_finished(&result);
                 steps.push(result);
             }
-            Err(error) => match missing_source(&error) {
+            Err(error) => match missing_source(recipe, &error) {
                 Some((source, line)) => {
                     missing.insert(source, line);
                     blocked.push(name);
@@ -192,7 +186,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         if let Some(base) = base_source
             && let Err(error) = run.source(base)
         {
-            match missing_source(&error) {
+            match missing_source(recipe, &error) {
                 Some((source, line)) => {
                     missing.insert(source, line);
                     skipped.push(name);
@@ -286,10 +280,16 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
         // The blocked steps' other sources: each one the lock cannot pin is missing too.
         for step in &blocked {
             for input in recipe.inputs(step).iter().filter(|i| recipe.sources.contains_key(*i)) {
+                // A package's file is on this host: one its package replaced stops the build
+                // here, naming both versions, not only after the missing sources are had.
+                if recipe.sources[input].package.is_some() && !options.fetch.overrides.contains_key(input) {
+                    run.source(input)?;
+                    continue;
+                }
                 if !missing.contains_key(input)
                     && !options.fetch.overrides.contains_key(input)
                     && let Err(error) = source::resolve(recipe, input, lock.as_ref())
-                    && let Some((source, line)) = missing_source(&error)
+                    && let Some((source, line)) = missing_source(recipe, &error)
                 {
                     missing.insert(source, line);
                 }
@@ -301,7 +301,7 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
                 && !missing.contains_key(base)
                 && !options.fetch.overrides.contains_key(base)
                 && let Err(error) = source::resolve(recipe, base, lock.as_ref())
-                && let Some((source, line)) = missing_source(&error)
+                && let Some((source, line)) = missing_source(recipe, &error)
             {
                 missing.insert(source, line);
             }
@@ -360,11 +360,15 @@ pub fn build(recipe: &Recipe, options: &BuildOptions<'_>, reporter: &dyn Reporte
 }
 
 /// The source an error says cannot be had, and a line saying so.
-fn missing_source(error: &Error) -> Option<(String, String)> {
+fn missing_source(recipe: &Recipe, error: &Error) -> Option<(String, String)> {
     match error {
         Error::Unpinned { name, origin } => Some((
             name.clone(),
-            format!("source {name:?} ({origin}): locked = true, and kiln.lock does not pin it yet"),
+            format!(
+                "source {name:?} ({origin}): locked = true, and kiln.lock does not pin it yet: run `kiln lock {}` \
+                 first, where it can be fetched",
+                recipe.dir.display()
+            ),
         )),
         Error::Offline { name, origin, .. } => Some((
             name.clone(),
@@ -474,14 +478,21 @@ impl Run<'_> {
                     .map(|key| key.identity()).transpose()).transpose()?.flatten(),
             }),
             Kind::Talos(talos) => {
-                serde_json::json!({ "talos": talos, "kernel-cmdline": recipe.kernel.as_ref().map(|k| &k.cmdline), "recipe": recipe.meta.name })
+                serde_json::json!({
+                    "talos": talos,
+                    "kernel-cmdline": recipe.kernel.as_ref().map(|k| &k.cmdline),
+                    "recipe": recipe.meta.name,
+                    // Talos's boot-time rules are checked against it.
+                    "machine-config": recipe.machine_config,
+                })
             }
             Kind::Script(step) => serde_json::json!({ "script": step.script }),
         };
         // Where each input is in the sandbox: the kernel's source at a fixed path, since its
         // build directory refers to it; a module's kernel and source at theirs.
         let mount = |input: &str| match kind {
-            Kind::Kernel(_) => crate::kernel::SOURCE.to_owned(),
+            Kind::Kernel(kernel) if input == kernel.source => crate::kernel::SOURCE.to_owned(),
+            Kind::Kernel(_) => format!("/inputs/{input}"),
             Kind::Module(module) if input == module.source => crate::module::MODULE_SOURCE.to_owned(),
             Kind::Module(_) if input == crate::recipe::KERNEL => crate::module::KERNEL_OUTPUT.to_owned(),
             Kind::Module(_) => crate::kernel::SOURCE.to_owned(),
@@ -618,6 +629,15 @@ impl Run<'_> {
             output,
         })
     }
+}
+
+/// The build's epoch: `SOURCE_DATE_EPOCH`, else the recipe's.
+pub(crate) fn epoch(recipe: &Recipe) -> Result<Epoch> {
+    Epoch::from_env(recipe.meta.source_date_epoch.map(Epoch::from_secs)).map_err(|error| Error::Recipe {
+        path: recipe.dir.join(crate::recipe::FILE_NAME),
+        line: None,
+        reason: error.to_string(),
+    })
 }
 
 /// What a running step works with.

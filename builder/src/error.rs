@@ -168,6 +168,18 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The image would break rules Talos enforces when it boots.
+    #[error(
+        "the image breaks {} of Talos {version}'s boot-time rules:\n{}",
+        violations.len(),
+        violations.iter().map(|v| format!("  {v}")).collect::<Vec<_>>().join("\n")
+    )]
+    TalosRules {
+        /// The Talos version of the recipe.
+        version: String,
+        /// Each rule broken, and how.
+        violations: Vec<String>,
+    },
     /// Two inputs merged into one tree disagree about a path.
     #[error("{} is in both {first} and {second}, with different content", path.display())]
     MergeConflict {
@@ -297,6 +309,11 @@ impl Error {
                  option excludes): enable what it depends on in a fragment, or drop the request"
                     .into(),
             ),
+            Error::TalosRules { .. } => Some(
+                "a node would not boot, or would not apply the setting: fix the recipe's [talos] cmdline, \
+                 kernel fragments or [machine-config]; `kiln check RECIPE` checks these without compiling"
+                    .into(),
+            ),
             Error::ChecksumMismatch { .. } => {
                 Some("if the new content is intended, update the pin in kiln.toml and run `kiln lock`".into())
             }
@@ -332,6 +349,7 @@ impl Error {
                 | Error::ModuleMismatch { .. }
                 | Error::Extension { .. }
                 | Error::Talos { .. }
+                | Error::TalosRules { .. }
                 | Error::MergeConflict { .. }
                 | Error::Boot { .. }
                 | Error::MachineConfig { .. }

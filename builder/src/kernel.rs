@@ -4,7 +4,8 @@
 //! The source tree is read-only at [`SOURCE`]; the build is out of tree in [`OBJ`]. Steps, in
 //! one sandbox after another over the same `/build`:
 //!
-//! 1. the base: `make BASE-TARGET`, or the recipe's base file as `.config`;
+//! 1. the base: `make BASE-TARGET`, or the recipe's base file, or a source's (`base-source`:
+//!    a distribution's configuration, pinned like any source), as `.config`;
 //! 2. the fragments merged onto it with `merge_config.sh`'s rules (kiln's `kconfig` crate);
 //! 3. `make olddefconfig`;
 //! 4. every value the fragments request checked against the final `.config` — a value that did
@@ -51,13 +52,19 @@ pub(crate) fn definition(recipe: &Recipe, kernel: &Kernel) -> Result<serde_json:
     let fragments: Vec<String> = kernel.fragments.iter().map(|f| read(f)).collect::<Result<_>>()?;
     let signing = KeySource::of(recipe, kernel).map(|source| source.identity()).transpose()?;
     // The command line is the boot's business, not the build's.
-    let kernel = serde_json::json!({
+    let mut section = serde_json::json!({
         "source": kernel.source,
         "base-target": kernel.base_target,
         "base-config": kernel.base_config,
         "fragments": kernel.fragments,
         "localversion": kernel.localversion,
     });
+    // Named only where given, so the keys of kernels without it stay what they were; the
+    // source's content is in the step's inputs.
+    if let Some(reference) = &kernel.base_source {
+        section["base-source"] = serde_json::Value::from(reference.as_str());
+    }
+    let kernel = section;
     Ok(serde_json::json!({
         "kernel": kernel,
         "base-config": base_config,
@@ -66,14 +73,40 @@ pub(crate) fn definition(recipe: &Recipe, kernel: &Kernel) -> Result<serde_json:
     }))
 }
 
-/// Builds the kernel into the step's `/out`.
-pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>) -> Result<()> {
-    let make = format!(
+/// How the configuration phase treats the module signing key.
+pub(crate) enum Signing {
+    /// Load the recipe's key and place its certificate for the compile.
+    Load,
+    /// Configure as the build would, without the key (which `kiln check` need not have).
+    ConfigOnly,
+}
+
+/// A configured kernel: its final `.config`, and the signing key when one was loaded.
+pub(crate) struct Configured {
+    pub(crate) final_config: String,
+    pub(crate) key: Option<signing::Key>,
+}
+
+/// The `make` command line every phase runs, with the reproducibility variables.
+fn make_command(kernel: &Kernel, context: &StepContext<'_>) -> String {
+    format!(
         "make -C {SOURCE} O={OBJ} KBUILD_BUILD_TIMESTAMP={} KBUILD_BUILD_USER=kiln KBUILD_BUILD_HOST=kiln \
          KBUILD_BUILD_VERSION=1 LOCALVERSION={}",
         context.epoch.to_rfc3339(),
         kernel.localversion
-    );
+    )
+}
+
+/// Steps 1–4: the base, the fragments merged onto it, `make olddefconfig`, and every requested
+/// value checked against the result (a value that did not stick is [`Error::KernelConfig`],
+/// each explained).
+pub(crate) fn configure(
+    recipe: &Recipe,
+    kernel: &Kernel,
+    context: &StepContext<'_>,
+    signing_key: Signing,
+) -> Result<Configured> {
+    let make = make_command(kernel, context);
     // /build is the step's: what the kernel's make left there is read and written beneath it,
     // never through a link it made.
     let build = &context.spec.build;
@@ -84,7 +117,10 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
             (target.clone(), crate::beneath::read_to_string(build, dot_config)?)
         }
         (None, Some(file)) => (file.display().to_string(), read(&recipe.dir.join(file))?),
-        (None, None) => return Err(Error::Sandbox { reason: "the kernel has no base configuration".into() }),
+        (None, None) => match &kernel.base_source {
+            Some(reference) => (reference.clone(), read(&context.input_path(reference)?)?),
+            None => return Err(Error::Sandbox { reason: "the kernel has no base configuration".into() }),
+        },
     };
     let mut fragments: Vec<merge::Input> = kernel
         .fragments
@@ -96,19 +132,19 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
     let base = merge::Input { name: base_name, text: base_text };
     // Signed modules: the kernel embeds the recipe's certificate, and kiln signs.
     let requested = merge::merge(&base, &fragments, merge::Options { quiet: true, ..Default::default() });
-    let key = match KeySource::of(recipe, kernel) {
-        Some(source) if signing::signs_modules(&requested.text) => {
+    let mut key = None;
+    if let Some(source) = KeySource::of(recipe, kernel)
+        && signing::signs_modules(&requested.text)
+    {
+        if let Signing::Load = signing_key {
             let scratch = context.spec.build.parent().unwrap_or(&context.spec.build);
-            let key = source.load(scratch)?;
-            key.place_certificate(&context.spec.build)?;
-            fragments.push(merge::Input {
-                name: "kiln (module signing)".into(),
-                text: signing::config_fragment(),
-            });
-            Some(key)
+            let loaded = source.load(scratch)?;
+            loaded.place_certificate(&context.spec.build)?;
+            key = Some(loaded);
         }
-        _ => None,
-    };
+        fragments
+            .push(merge::Input { name: "kiln (module signing)".into(), text: signing::config_fragment() });
+    }
     let merged = merge::merge(&base, &fragments, merge::Options::default());
     context.note(&merged.messages)?;
     crate::beneath::write(build, dot_config, merged.text.as_bytes())?;
@@ -126,6 +162,13 @@ pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>)
             explanations: explain(context, &merged.text, &dropped),
         });
     }
+    Ok(Configured { final_config, key })
+}
+
+/// Builds the kernel into the step's `/out`.
+pub(crate) fn build(recipe: &Recipe, kernel: &Kernel, context: &StepContext<'_>) -> Result<()> {
+    let make = make_command(kernel, context);
+    let Configured { final_config, key } = configure(recipe, kernel, context, Signing::Load)?;
     if key.is_none() && signing::signs_modules(&final_config) {
         return Err(Error::Signing {
             reason: "the kernel's configuration sets CONFIG_MODULE_SIG: give [kernel] signing-key or \

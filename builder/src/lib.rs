@@ -22,6 +22,9 @@
 //! - [`extension`]: Talos system extensions assembled from steps' trees, validated and checked
 //!   against the kernel; [`talos`]: the boot assets (initramfs with the extension layers, UKI,
 //!   installer tree).
+//! - [`rules`]: what Talos enforces when it boots (KSPP arguments and sysctls, the machine
+//!   config's sysctls), checked by the Talos step and by [`check`], which finds in seconds
+//!   what a build would refuse (schema, pins, the kernel's configuration, Talos's rules).
 //! - [`machine_config`]: the Talos machine-config patch for the built installer; [`boot`]: a
 //!   built image under QEMU (UEFI for a UKI), its console streamed.
 //! - [`verify`]: rebuilds from clean caches in perturbed environments, compared digest by
@@ -42,6 +45,7 @@ pub mod beneath;
 pub mod boot;
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod deb;
 pub mod dpkg;
 mod error;
@@ -55,6 +59,7 @@ mod probes;
 pub mod provenance;
 pub mod recipe;
 pub mod remote_cache;
+pub mod rules;
 pub mod sandbox;
 pub mod sbom;
 mod signing;

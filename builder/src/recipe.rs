@@ -34,7 +34,8 @@
 //!
 //! [kernel]                            # Linux, built as the step "kernel"
 //! source = "linux"                    # an unpacked source holding the tree
-//! base-target = "tinyconfig"          # or base-config = "kernel/base.config"
+//! base-target = "tinyconfig"          # or base-config = "kernel/base.config", or
+//!                                     # base-source = "talos-config" (a source's file)
 //! fragments = ["kernel/extra.config"] # merged in order; each value must stick
 //! localversion = "-custom"
 //! signing-seed = "kernel/signing.seed" # module signing key derived from a secret seed, or
@@ -192,9 +193,13 @@ pub struct Kernel {
     /// A make target that writes the base configuration (`tinyconfig`, `x86_64_defconfig`)…
     #[serde(default)]
     pub base_target: Option<String>,
-    /// …or a base configuration file of the recipe.
+    /// …or a base configuration file of the recipe…
     #[serde(default)]
     pub base_config: Option<PathBuf>,
+    /// …or one a source pins (`NAME`, a file source, or `NAME/PATH` in an unpacked one): a
+    /// distribution's kernel configuration, fetched by its URL and checksum.
+    #[serde(default)]
+    pub base_source: Option<String>,
     /// Configuration fragments of the recipe, merged in order onto the base (later wins).
     #[serde(default)]
     pub fragments: Vec<PathBuf>,
@@ -474,8 +479,24 @@ impl Recipe {
                     kernel.localversion
                 )));
             }
-            if kernel.base_target.is_some() == kernel.base_config.is_some() {
-                return Err(invalid("kernel: give exactly one of base-target and base-config".into()));
+            let bases =
+                [kernel.base_target.is_some(), kernel.base_config.is_some(), kernel.base_source.is_some()];
+            if bases.iter().filter(|given| **given).count() != 1 {
+                return Err(invalid(
+                    "kernel: give exactly one of base-target, base-config and base-source".into(),
+                ));
+            }
+            if let Some(reference) = &kernel.base_source {
+                let (name, _) = split_reference(reference);
+                if !self.sources.contains_key(name) {
+                    return Err(invalid(format!("kernel: base-source {reference:?} names no source")));
+                }
+                if name == kernel.source {
+                    return Err(invalid(format!(
+                        "kernel: base-source {reference:?} is in the kernel's own source: use base-config \
+                         with a file of the recipe, or a source of its own"
+                    )));
+                }
             }
             if let Some(target) = &kernel.base_target
                 && !(target.ends_with("config")
@@ -656,7 +677,9 @@ impl Recipe {
     /// The inputs of a step: the sources and steps it reads.
     pub fn inputs(&self, name: &str) -> Vec<String> {
         if self.is_kernel(name) {
-            self.kernel.iter().map(|kernel| kernel.source.clone()).collect()
+            let Some(kernel) = &self.kernel else { return Vec::new() };
+            let base = kernel.base_source.as_deref().map(|reference| split_reference(reference).0.to_owned());
+            std::iter::once(kernel.source.clone()).chain(base).collect()
         } else if let (Some(module), Some(kernel)) = (self.modules.get(name), &self.kernel) {
             vec![kernel.source.clone(), KERNEL.to_owned(), module.source.clone()]
         } else if let Some(extension) = self.extensions.get(name) {
@@ -772,4 +795,39 @@ fn check_name(name: &str) -> std::result::Result<(), &'static str> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Recipe;
+
+    const SOURCES: &str = "[sources.linux]\nurl = \"https://example.org/linux.tar.xz\"\nsha256 = \"\
+        0000000000000000000000000000000000000000000000000000000000000000\"\nunpack = true\n\
+        [sources.base]\nurl = \"https://example.org/config-amd64\"\nsha256 = \"\
+        1111111111111111111111111111111111111111111111111111111111111111\"\n";
+
+    fn parse(kernel: &str) -> Result<Recipe, String> {
+        let text = format!("[recipe]\nname = \"r\"\n{SOURCES}[kernel]\nsource = \"linux\"\n{kernel}");
+        Recipe::parse(Path::new("/nonexistent"), Path::new("/nonexistent/kiln.toml"), &text)
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_kernel_base_is_one_target_file_or_source() {
+        let recipe = parse("base-source = \"base\"\n").unwrap();
+        assert_eq!(recipe.inputs(super::KERNEL), ["linux", "base"]);
+        let recipe = parse("base-source = \"base/config\"\n").unwrap();
+        assert_eq!(recipe.inputs(super::KERNEL), ["linux", "base"]);
+        for (kernel, reason) in [
+            ("base-source = \"missing\"\n", "base-source \"missing\" names no source"),
+            ("base-source = \"linux/arch/x86/configs/x86_64_defconfig\"\n", "is in the kernel's own source"),
+            ("base-source = \"base\"\nbase-target = \"tinyconfig\"\n", "exactly one of base-target"),
+            ("", "exactly one of base-target, base-config and base-source"),
+        ] {
+            let error = parse(kernel).unwrap_err();
+            assert!(error.contains(reason), "{kernel:?}: {error}");
+        }
+    }
 }

@@ -188,6 +188,39 @@ pub fn fetch(
     Ok(Fetched { path, identity, sha256, size: Some(size), overridden: false })
 }
 
+/// Whether the file a path source names, as it is on this host now, matches its pin (the
+/// build takes a source's pinned bytes from the cache when they are there, without reading the
+/// path again). A package's file that does not is [`Error::PackageChanged`]. A directory, or a
+/// source with no path, holds.
+pub fn verify_here(recipe: &Recipe, name: &str, lock: Option<&crate::lock::Lock>) -> Result<()> {
+    let source = resolve(recipe, name, lock)?;
+    let Some(path) = recipe.source_path(&source).filter(|_| !is_local_dir(recipe, &source)) else {
+        return Ok(());
+    };
+    let checked = hash_file(&path).and_then(|(sha256, sha512)| {
+        for (algorithm, expected, actual) in
+            [("sha256", &source.sha256, sha256), ("sha512", &source.sha512, sha512)]
+        {
+            if let Some(expected) = expected
+                && *expected != actual
+            {
+                return Err(Error::ChecksumMismatch {
+                    name: name.to_owned(),
+                    origin: origin(recipe, &source),
+                    algorithm,
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    });
+    match (checked, &source.package, lock) {
+        (Err(error), Some(package), Some(lock)) => Err(package_changed(recipe, name, package, lock, error)),
+        (checked, ..) => checked,
+    }
+}
+
 /// A package's file that is not the one `lock` pins, or is gone, as [`Error::PackageChanged`]:
 /// the package, its locked version and the one installed now.
 fn package_changed(

@@ -41,20 +41,6 @@ pub const INSTALL_DIR: &str = "usr/install/amd64";
 /// zstd level of the appended initramfs archive, as Talos uses.
 const INITRAMFS_ZSTD_LEVEL: i32 = 18;
 
-/// Talos's default kernel arguments after the platform's (`pkg/machinery/kernel`, v1.10).
-const TALOS_DEFAULT_ARGS: &[&str] = &[
-    "init_on_alloc=1",
-    "slab_nomerge",
-    "pti=on",
-    "consoleblank=0",
-    "nvme_core.io_timeout=4294967295",
-    "printk.devkmsg=on",
-    "ima_template=ima-ng",
-    "ima_appraise=fix",
-    "ima_hash=sha512",
-    "selinux=1",
-];
-
 /// Assembles the boot assets into the step's `/out`.
 pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -> Result<()> {
     let kernel_output = context.input_path(KERNEL)?;
@@ -77,10 +63,18 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
         let manifest = Manifest::parse(&text, &dir.join("manifest.yaml")).map_err(talos_error)?;
         layers.push((crate::beneath::path(&dir, Path::new("rootfs"))?, manifest));
     }
+    let kernel = recipe.kernel.as_ref().ok_or_else(|| Error::Talos { reason: "no [kernel]".into() })?;
+    let extra = talos.cmdline.as_deref().or(kernel.cmdline.as_deref()).unwrap_or_default();
+    let cmdline = cmdline(talos.platform.as_deref(), extra);
+    let trees: Vec<&Path> = layers.iter().map(|(tree, _)| tree.as_path()).collect();
+    check_rules(recipe, talos, &cmdline, &built.config()?, &trees, &release)?;
+
     let mut names: Vec<String> = (0..layers.len()).map(|i| format!("{i}.sqsh")).collect();
     if !layers.is_empty() {
         let trees: Vec<&Path> = layers.iter().map(|(tree, _)| tree.as_path()).collect();
-        layers.push((modules_dep_layer(&trees, &release, scratch)?, modules_dep_manifest(&release)));
+        let kernel_modules = built.module_dir(&release)?;
+        let layer = modules_dep_layer(kernel_modules.as_deref(), &trees, &release, scratch)?;
+        layers.push((layer, modules_dep_manifest(&release)));
         names.push("modules.dep.sqsh".into());
     }
 
@@ -105,9 +99,6 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
     write_initramfs(&base, &appended, &initramfs, &policy, context)?;
     write_file(&out.join("extensions.yaml"), extensions_yaml.as_bytes())?;
 
-    let kernel = recipe.kernel.as_ref().ok_or_else(|| Error::Talos { reason: "no [kernel]".into() })?;
-    let extra = talos.cmdline.as_deref().or(kernel.cmdline.as_deref()).unwrap_or_default();
-    let cmdline = cmdline(talos.platform.as_deref(), extra);
     write_file(&out.join("cmdline"), format!("{cmdline}\n").as_bytes())?;
 
     let stub = read(&context.input_path(&talos.stub)?)?;
@@ -147,6 +138,54 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
         format!("cmdline: {cmdline}"),
         format!("UKI: {} bytes, kernel {release}", image.len()),
     ])
+}
+
+/// Talos's boot-time rules ([`crate::rules`]) against the UKI's command line, the built kernel's
+/// configuration and the machine config: a sysctl no option creates must be registered by a
+/// module of `machine.kernel.modules`, found in the layers by name (`-` and `_` alike, as kmod).
+fn check_rules(
+    recipe: &Recipe,
+    talos: &Talos,
+    cmdline: &str,
+    config: &str,
+    trees: &[&Path],
+    release: &str,
+) -> Result<()> {
+    let (config, _) = kiln_kconfig::DotConfig::parse(config, Path::new("image/boot/config"));
+    let mut modules = Vec::new();
+    for tree in trees {
+        let dir = match crate::beneath::path(tree, &Path::new("usr/lib/modules").join(release)) {
+            Ok(dir) => dir,
+            Err(crate::beneath::Error::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        modules.extend(crate::signing::modules_under(&dir)?);
+    }
+    let wanted = |path: &Path| {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().replace('-', "_")).unwrap_or_default();
+        recipe.machine_config.modules.iter().find(|name| name.replace('-', "_") == stem).cloned()
+    };
+    let loaded: Vec<(String, PathBuf)> =
+        modules.iter().filter_map(|path| wanted(path).map(|name| (name, path.clone()))).collect();
+    let registers = |sysctl: &str| {
+        loaded.iter().find_map(|(name, path)| {
+            let bytes = fs::read(path).ok()?;
+            crate::rules::module_registers(&bytes, sysctl).then(|| name.clone())
+        })
+    };
+    let mut violations = crate::rules::cmdline(cmdline);
+    violations.extend(crate::rules::sysctls(&recipe.machine_config.sysctls, &config, Some(&registers)).0);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(Error::TalosRules {
+        version: talos.version.clone(),
+        violations: violations.iter().map(ToString::to_string).collect(),
+    })
 }
 
 /// The kernel's modules as an extension-like layer: `rootfs/usr/lib/modules/<release>/` without
@@ -203,13 +242,27 @@ fn modules_dep_manifest(release: &str) -> Manifest {
     }
 }
 
-/// The `modules.dep` layer: depmod over the kernel's module tree merged with every layer's
-/// `usr/lib/modules/<release>`, keeping only the `modules.*` files.
-fn modules_dep_layer(trees: &[&Path], release: &str, scratch: &Path) -> Result<PathBuf> {
+/// The `modules.dep` layer as Talos v1.10.3's imager makes it
+/// (`internal/pkg/extensions/kernel_modules.go`, `GenerateKernelModuleDependencyTreeExtension`):
+/// the kernel's whole module directory, with its `modules.order`, `modules.builtin` and
+/// `modules.builtin.modinfo`, merged with every layer's `usr/lib/modules/<release>`, depmod over
+/// it with `search extras built-in` (`hack/extra-modules.conf`), then every `modules.*` file of
+/// the result (`findAndMoveKernelModulesDepFiles`). Talos loads `machine.kernel.modules` with
+/// github.com/pmorjan/kmod, whose `Load` opens `modules.alias` and `modules.builtin` before
+/// `modules.dep` and fails when either is missing.
+fn modules_dep_layer(
+    kernel_modules: Option<&Path>,
+    trees: &[&Path],
+    release: &str,
+    scratch: &Path,
+) -> Result<PathBuf> {
     let basedir = scratch.join("modules-merged");
     let merged = basedir.join("usr/lib/modules").join(release);
     create_dirs(&basedir, &merged)?;
     let mut placed = std::collections::BTreeMap::new();
+    if let Some(kernel_modules) = kernel_modules {
+        crate::tree::merge_into(kernel_modules, &merged, "the kernel", &mut placed)?;
+    }
     for (i, tree) in trees.iter().enumerate() {
         let modules = match crate::beneath::path(tree, &Path::new("usr/lib/modules").join(release)) {
             Ok(modules) => modules,
@@ -285,7 +338,7 @@ pub fn cmdline(platform: Option<&str>, extra: &str) -> String {
         if platform == "metal" {
             args.push("console=tty0".into());
         }
-        args.extend(TALOS_DEFAULT_ARGS.iter().map(|a| (*a).to_owned()));
+        args.extend(crate::rules::DEFAULT_ARGUMENTS.iter().map(|a| (*a).to_owned()));
     }
     let defaults = args.len();
     let mut replaced_console = false;

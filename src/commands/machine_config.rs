@@ -26,16 +26,13 @@ pub(crate) fn run(args: MachineConfigArgs) -> anyhow::Result<Exit> {
             }
         }
     };
-    let cmdline = recipe.talos.as_ref().map(|talos| {
-        let extra = talos
-            .cmdline
-            .as_deref()
-            .or(recipe.kernel.as_ref().and_then(|kernel| kernel.cmdline.as_deref()))
-            .unwrap_or_default();
-        kiln_builder::talos::cmdline(talos.platform.as_deref(), extra)
-    });
-    let options =
-        Options { layout: &args.out, image: &image, registry: &args.registry, cmdline: cmdline.as_deref() };
+    let options = Options {
+        layout: &args.out,
+        image: &image,
+        registry: &args.registry,
+        install_disk: args.install_disk.as_deref(),
+        machine_type: args.machine_type.as_deref(),
+    };
     let patch = machine_config::patch(&recipe, &options)
         .with_context(|| format!("cannot write the machine config for {image}"))?;
     output::text(&patch)?;

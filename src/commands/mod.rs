@@ -2,6 +2,7 @@
 
 mod boot;
 mod build;
+mod check;
 mod diff;
 mod inspect;
 mod kconfig;
@@ -20,6 +21,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Lock(args) => build::lock(args),
+        Command::Check(args) => check::run(args),
         Command::Pack(args) => pack::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Push(args) => push::run(args),

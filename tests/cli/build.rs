@@ -609,7 +609,11 @@ fn a_locked_source_is_pinned_by_kiln_lock_and_a_missing_one_blocks_only_what_nee
     assert_eq!(output.status.code(), Some(4), "{message}");
     assert!(message.contains("built  local"), "{message}");
     assert!(
-        message.contains("source \"release\"") && message.contains("kiln.lock does not pin it"),
+        message.contains("source \"release\"")
+            && message.contains(&format!(
+                "kiln.lock does not pin it yet: run `kiln lock {}` first",
+                recipe.display()
+            )),
         "{message}"
     );
     assert!(message.contains("step remote") && message.contains("image remote:v1"), "{message}");

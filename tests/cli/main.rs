@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod build;
+mod check;
 mod diff;
 mod golden;
 mod hostile_layout;

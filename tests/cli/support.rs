@@ -655,6 +655,20 @@ pub(crate) fn smoke_recipe_copy(dir: &Path) -> PathBuf {
     recipe
 }
 
+/// A copy of recipes/solana in `dir`, with a signing seed of its own (the recipe's stays out of
+/// the repository).
+pub(crate) fn solana_recipe_copy(dir: &Path) -> PathBuf {
+    let recipe = dir.join("solana");
+    ok(Command::new("cp")
+        .arg("-R")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/solana"))
+        .arg(&recipe));
+    let _ = fs::remove_dir_all(recipe.join("secrets"));
+    fs::create_dir_all(recipe.join("secrets")).unwrap();
+    fs::write(recipe.join("secrets/signing.seed"), [7u8; 32]).unwrap();
+    recipe
+}
+
 /// Builds recipes/smoke into `out` with the shared cache (the kernel built once per run) and
 /// returns `kiln build --json`'s report.
 pub(crate) fn build_smoke(out: &Path) -> serde_json::Value {

@@ -38,8 +38,15 @@ fn build_smoke(out: &Path) -> std::collections::BTreeMap<String, PathBuf> {
         .collect()
 }
 
-const CMDLINE: &str =
+/// The recipe's own arguments (`[talos] cmdline`).
+const EXTRA: &str =
     "console=ttyS0 panic=-1 hugepagesz=1G hugepages=0 hugepagesz=2M hugepages=64 kiln.smoke=talos";
+
+/// The UKI's: the metal platform's and Talos's defaults (`pkg/machinery/kernel/kernel.go`
+/// `DefaultArgs`), the platform's console replaced by the recipe's, then the recipe's.
+const CMDLINE: &str = "talos.platform=metal init_on_alloc=1 slab_nomerge pti=on consoleblank=0 \
+    nvme_core.io_timeout=4294967295 printk.devkmsg=on ima_template=ima-ng ima_appraise=fix ima_hash=sha512 \
+    selinux=1 console=ttyS0 panic=-1 hugepagesz=1G hugepages=0 hugepagesz=2M hugepages=64 kiln.smoke=talos";
 
 #[test]
 fn the_smoke_recipe_assembles_talos_boot_assets() {
@@ -100,8 +107,16 @@ fn the_smoke_recipe_assembles_talos_boot_assets() {
     assert!(optimizer_layer.contains("/usr/lib/ld-linux-x86-64.so.2"), "{optimizer_layer}");
     let index = work.path().join("modules-dep");
     support::ok(Command::new("unsquashfs").arg("-d").arg(&index).arg(unpacked.join("modules.dep.sqsh")));
-    let dep = fs::read_to_string(index.join("usr/lib/modules").join(&release).join("modules.dep")).unwrap();
+    let index_dir = index.join("usr/lib/modules").join(&release);
+    let dep = fs::read_to_string(index_dir.join("modules.dep")).unwrap();
     assert!(dep.contains("extras/solana-optimizer.ko:"), "{dep}");
+    // Every modules.* file of the kernel's module directory, as Talos's imager moves them there
+    // (pmorjan/kmod's Load opens modules.alias and modules.builtin and fails without them).
+    for name in
+        ["modules.builtin", "modules.builtin.modinfo", "modules.order", "modules.alias", "modules.dep.bin"]
+    {
+        assert!(index_dir.join(name).is_file(), "{name} is not in the modules.dep layer");
+    }
     assert!(dep.contains("kernel/drivers/net/ethernet/intel/igb/igb.ko:"), "{dep}");
     let config = fs::read_to_string(unpacked.join("extensions.yaml")).unwrap();
     let order: Vec<&str> = config.lines().filter_map(|l| l.trim().strip_prefix("- image: ")).collect();
@@ -154,23 +169,56 @@ fn the_smoke_recipe_assembles_talos_boot_assets() {
 
     // The machine-config patch pins the installer by the digest it has in the layout.
     let recipe = support::smoke_recipe();
-    let patch = support::ok(
-        support::kiln()
-            .arg("machine-config")
-            .arg(&recipe)
-            .arg("--out")
-            .arg(&out)
-            .args(["--registry", "ghcr.io/example"]),
-    );
+    let machine_config = |extra: &[&str]| {
+        support::run(
+            support::kiln()
+                .arg("machine-config")
+                .arg(&recipe)
+                .arg("--out")
+                .arg(&out)
+                .args(["--registry", "ghcr.io/example"])
+                .args(extra),
+        )
+    };
+    let output = machine_config(&["--install-disk", "/dev/nvme0n1", "--machine-type", "worker"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let patch = String::from_utf8(output.stdout).unwrap();
     let digest = support::manifest_digest(&out, "installer:smoke");
-    assert!(patch.contains(&format!("    image: \"ghcr.io/example/installer:smoke@{digest}\"\n")), "{patch}");
-    assert!(patch.contains("  kernel:\n    modules:\n      - name: \"solana-optimizer\"\n"), "{patch}");
-    assert!(patch.contains("    vm.max_map_count: \"1048576\"\n"), "{patch}");
-    assert!(patch.contains(&format!("# Kernel arguments in the UKI: {CMDLINE}\n")), "{patch}");
+    // Read back by a YAML parser (PyYAML, which spdx-tools brings into /opt/kiln-venv).
+    let patch_file = work.path().join("patch.yaml");
+    fs::write(&patch_file, &patch).unwrap();
+    let parsed: Value = serde_json::from_str(&support::ok(
+        Command::new("/opt/kiln-venv/bin/python")
+            .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"])
+            .arg(&patch_file),
+    ))
+    .unwrap();
+    let machine = &parsed["machine"];
+    assert_eq!(machine["type"], "worker", "{patch}");
+    assert_eq!(machine["install"]["disk"], "/dev/nvme0n1", "{patch}");
+    assert_eq!(machine["install"]["image"], format!("ghcr.io/example/installer:smoke@{digest}"), "{patch}");
+    // GRUB nodes build their command line from extraKernelArgs: the recipe's own arguments.
+    let extra: Vec<&str> = machine["install"]["extraKernelArgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(extra, EXTRA.split_whitespace().collect::<Vec<_>>(), "{patch}");
+    assert_eq!(machine["kernel"]["modules"][0]["name"], "solana-optimizer", "{patch}");
+    assert_eq!(machine["sysctls"]["vm.max_map_count"], "1048576", "{patch}");
+    assert!(patch.contains(&format!("systemd-boot boots the UKI's, {CMDLINE:?}")), "{patch}");
+    // Without the options, neither is written; a disk that is not a device is refused.
+    let output = machine_config(&[]);
+    let plain = String::from_utf8_lossy(&output.stdout);
+    assert!(!plain.contains("disk:") && !plain.contains("type:"), "{plain}");
+    let output = machine_config(&["--install-disk", "nvme0n1"]);
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// What the guest reports from the overlay root the base initramfs's init builds of the layers.
 const BOOT_REPORT: &[&str] = &[
+    "kspp: ok: sysctls written, slab_nomerge and pti=on on the command line",
     "layers: 4: 0.sqsh 1.sqsh 2.sqsh modules.dep.sqsh",
     "extensions: kernel-modules kiln-smoke solana-optimizer modules.dep",
     "hugepages: 64",
@@ -181,6 +229,7 @@ const BOOT_REPORT: &[&str] = &[
     "sig-enforce: Y",
     "unsigned-module: refused",
     "optimizer: loaded, 2 NUMA nodes",
+    "machine-sysctls: written",
     "sriov-vfs: 2",
     "done: ok",
 ];
@@ -292,4 +341,72 @@ fn a_valid_extension_builds_into_manifest_and_rootfs() {
     let manifest = fs::read_to_string(bundle.join("rootfs/manifest.yaml")).unwrap();
     assert!(manifest.contains("name: tools") && manifest.contains(">= v1.10.0"), "{manifest}");
     assert!(bundle.join("rootfs/rootfs/usr/local/bin/tool").is_file());
+}
+
+/// The machine config's modules load as Talos loads them (pmorjan/kmod), which needs the module
+/// index layer's `modules.builtin`: the same boot with that file deleted from the layer fails to
+/// load the optimizer, as a node would.
+#[test]
+fn a_module_index_without_modules_builtin_fails_to_load_the_machine_configs_module() {
+    if !can_build()
+        || !support::require_tool("qemu-system-x86_64")
+        || !support::require_tool("zstd")
+        || !support::require_tool("mksquashfs")
+    {
+        return;
+    }
+    let work = support::tempdir();
+    let out = work.path().join("out");
+    let steps = build_smoke(&out);
+    let release = fs::read_to_string(steps["kernel"].join("kernelrelease")).unwrap().trim().to_owned();
+    // The talos initramfs is the base's bytes, then the appended archive of the layers.
+    let initramfs = fs::read(steps["talos"].join("initramfs.xz")).unwrap();
+    let base_len = fs::metadata(steps["base-initramfs"].join("initramfs.zst")).unwrap().len() as usize;
+    let appended = work.path().join("appended");
+    fs::create_dir(&appended).unwrap();
+    fs::write(work.path().join("appended.cpio.zst"), &initramfs[base_len..]).unwrap();
+    support::ok(Command::new("sh").arg("-c").arg(format!(
+        "zstd -dc {}/appended.cpio.zst | (cd {} && cpio -i --quiet)",
+        work.path().display(),
+        appended.display()
+    )));
+    let index = work.path().join("index");
+    support::ok(Command::new("unsquashfs").arg("-d").arg(&index).arg(appended.join("modules.dep.sqsh")));
+    let builtin = index.join("usr/lib/modules").join(&release).join("modules.builtin");
+    assert!(builtin.is_file());
+    fs::remove_file(&builtin).unwrap();
+    let replaced = work.path().join("replaced");
+    fs::create_dir(&replaced).unwrap();
+    support::ok(Command::new("mksquashfs").arg(&index).arg(replaced.join("modules.dep.sqsh")).args([
+        "-all-root",
+        "-noappend",
+        "-no-progress",
+        "-quiet",
+        "-comp",
+        "zstd",
+    ]));
+    // A later archive's file replaces an earlier one's as the kernel unpacks them.
+    let archive = support::ok_bytes(
+        Command::new("sh")
+            .arg("-c")
+            .arg("echo modules.dep.sqsh | cpio -o -H newc --quiet | zstd -q -c")
+            .current_dir(&replaced),
+    );
+    let broken = work.path().join("initramfs-without-builtin");
+    fs::write(&broken, [initramfs, archive].concat()).unwrap();
+    let output = support::run(
+        support::kiln()
+            .arg("boot")
+            .arg(&out)
+            .args(["--image", "kernel:smoke", "--initrd"])
+            .arg(&broken)
+            .args(["--cmdline", CMDLINE, "--timeout", "240", "--until", "kiln-smoke: done:"]),
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let reported: Vec<&str> =
+        text.lines().filter_map(|l| l.split_once("kiln-smoke: ").map(|(_, r)| r)).collect();
+    let expected = format!(
+        "optimizer: not loaded: check builtin solana_optimizer failed: open /lib/modules/{release}/modules.builtin: no such file"
+    );
+    assert!(support::guest_reported(&reported, &expected), "{}", reported.join("\n"));
 }
