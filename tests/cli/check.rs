@@ -177,3 +177,71 @@ fn the_build_refuses_an_image_that_breaks_talos_boot_rules() {
         "{text}"
     );
 }
+
+/// Talos v1.10.3's kernel configuration (siderolabs/pkgs 39b9c9f, `kernel/build/config-amd64`),
+/// the copy tests may use.
+fn talos_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/talos-v1.10.3-config-amd64")
+}
+
+/// The release recipe's kernel starts from Talos's own configuration, pinned by the URL at
+/// pkgs 39b9c9f and its checksum, and the upstream 6.12.28 tarball Talos pins; offline, Debian's
+/// 6.12 source and the fixture stand in through --source, and every value of the Solana fragment
+/// sticks on that base, with Talos's boot rules (Yama for kernel.yama.ptrace_scope among them)
+/// held. The old base (x86_64_defconfig + a hand-written Talos fragment) had no Yama.
+#[test]
+fn the_solana_kernel_is_talos_config_plus_the_solana_fragment_and_keeps_talos_rules() {
+    if !can_check() || !support::require_file(talos_config().to_str().unwrap()) {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = support::solana_recipe_copy(work.path());
+    let manifest: toml::Table = fs::read_to_string(recipe.join("kiln.toml")).unwrap().parse().unwrap();
+    assert_eq!(manifest["kernel"]["base-source"].as_str(), Some("talos-config"));
+    assert_eq!(manifest["kernel"]["fragments"].as_array().unwrap().len(), 1);
+    let pinned = &manifest["sources"]["talos-config"];
+    assert_eq!(
+        pinned["url"].as_str(),
+        Some(
+            "https://raw.githubusercontent.com/siderolabs/pkgs/39b9c9f841cb786f46a791ac392c66945c218eca/\
+             kernel/build/config-amd64"
+        )
+    );
+    let fixture = support::sha256_file(&talos_config());
+    assert_eq!(pinned["sha256"].as_str(), fixture.strip_prefix("sha256:"));
+    assert_eq!(
+        manifest["sources"]["linux"]["sha256"].as_str(),
+        Some("e8a099182562aecff781de72ce769461e706d97af42d740dff20eb450dd5771e")
+    );
+    let stand_ins = [
+        "--source=linux=/usr/src/linux-source-6.12.tar.xz".to_owned(),
+        format!("--source=talos-config={}", talos_config().display()),
+    ];
+
+    let (output, text) = check(&recipe, &stand_ins);
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("ok       kernel configuration: every value kernel/solana.config requests stuck")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok       talos boot rules: KSPP arguments and Talos's defaults on the command line; 7 KSPP and 13 machine-config sysctls exist"),
+        "{text}"
+    );
+    // The Talos images are pinned by a kiln.lock written where ghcr.io can be reached.
+    assert!(
+        text.contains("source \"talos-imager\" (ghcr.io/siderolabs/imager:v1.10.3) is pinned by kiln.lock"),
+        "{text}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+
+    // A fragment value Talos's base cannot take is still checked and explained: NUMA balancing
+    // needs NUMA, which the fragment turns off here.
+    let fragment = recipe.join("kernel/solana.config");
+    let fragment_text = fs::read_to_string(&fragment).unwrap();
+    fs::write(&fragment, fragment_text.replace("CONFIG_NUMA=y\n", "# CONFIG_NUMA is not set\n")).unwrap();
+    let (output, text) = check(&recipe, &stand_ins);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED   kernel configuration:"), "{text}");
+    assert!(text.contains("Value requested for CONFIG_NUMA_BALANCING not in final .config"), "{text}");
+}
