@@ -128,8 +128,16 @@ impl Cache {
     pub fn temp_dir(&self) -> Result<Work> {
         let tmp = self.root.join("tmp");
         let write_error = |source| Error::Write { path: tmp.clone(), source };
-        // The lock is taken under a name the cleaner ignores, then renamed: a `work-*.lock` is
-        // always held from the moment it exists until its build is done.
+        // A `work-*.lock` is held from the moment it has a name until its build is done: it is
+        // made unnamed (O_TMPFILE), locked, then linked in, so a build killed at any point leaves
+        // either nothing or a lock nobody holds, which the next build removes.
+        if let Some((file, lock_path)) = locked_in(&tmp)? {
+            let dir = lock_path.with_extension("");
+            fs::create_dir(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+            return Ok(Work { dir, lock_path, _lock: file, kept: false });
+        }
+        // Without O_TMPFILE: the lock is taken under a name the cleaner ignores, then renamed
+        // (a build killed between the two leaves that name behind).
         let staged = tempfile::Builder::new()
             .prefix(".new-")
             .suffix(".lock")
@@ -186,6 +194,32 @@ impl Cache {
     }
 }
 
+/// A new `work-*.lock` in `tmp`, locked before it has its name; `None` where the file system has
+/// no O_TMPFILE or `/proc/self/fd` is not there to link it by.
+fn locked_in(tmp: &Path) -> Result<Option<(File, PathBuf)>> {
+    use rustix::fs::{AtFlags, CWD, FlockOperation, Mode, OFlags};
+    let write_error = |errno: rustix::io::Errno| Error::Write { path: tmp.to_owned(), source: errno.into() };
+    let Ok(fd) =
+        rustix::fs::open(tmp, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
+    else {
+        return Ok(None);
+    };
+    rustix::fs::flock(&fd, FlockOperation::LockExclusive).map_err(write_error)?;
+    let unnamed = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    // Names from std's randomly keyed hasher; a taken one is skipped.
+    let random = std::hash::RandomState::new();
+    for attempt in 0..64u32 {
+        let suffix = std::hash::BuildHasher::hash_one(&random, (std::process::id(), attempt));
+        let lock_path = tmp.join(format!("work-{suffix:016x}.lock"));
+        match rustix::fs::linkat(CWD, unnamed.as_str(), CWD, &lock_path, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => return Ok(Some((File::from(fd), lock_path))),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
 fn default_root() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("KILN_CACHE").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(dir));
@@ -194,4 +228,40 @@ fn default_root() -> Option<PathBuf> {
         return Some(PathBuf::from(dir).join("kiln"));
     }
     std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|home| PathBuf::from(home).join(".cache/kiln"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, File};
+
+    use super::Cache;
+
+    #[test]
+    fn a_work_lock_is_held_from_the_moment_it_has_a_name() {
+        let root = std::env::temp_dir().join(format!("kiln-cache-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let cache = Cache::open(Some(root.clone())).unwrap();
+        let work = cache.temp_dir().unwrap();
+        let mut names: Vec<String> = fs::read_dir(root.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names[0].starts_with("work-") && names[1] == format!("{}.lock", names[0]), "{names:?}");
+        let lock = File::open(root.join("tmp").join(&names[1])).unwrap();
+        let held = rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+        assert!(held.is_err(), "another build could take a live build's lock");
+        // What a killed build leaves (a lock nobody holds, its directory) goes with the next
+        // cache opened; a live build's stays.
+        fs::write(root.join("tmp/work-dead.lock"), "").unwrap();
+        fs::create_dir(root.join("tmp/work-dead")).unwrap();
+        drop(Cache::open(Some(root.clone())).unwrap());
+        assert!(!root.join("tmp/work-dead").exists() && !root.join("tmp/work-dead.lock").exists());
+        assert!(work.path().is_dir());
+        drop(work);
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }
