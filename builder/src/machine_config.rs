@@ -2,7 +2,8 @@
 //!
 //! The patch pins `machine.install.image` to the installer image by digest, as it will be
 //! pushed (`kiln push` names `NAME:TAG` of the layout `REGISTRY/PREFIX/NAME:TAG`), and carries
-//! the recipe's `[machine-config]` kernel modules and sysctls. Talos 1.10 ignores
+//! the recipe's `[machine-config]` kernel modules, sysctls and kubelet settings
+//! (`machine.kubelet.extraConfig`). Talos 1.10 ignores
 //! `machine.install.extensions` (extensions live in the installer image).
 //!
 //! Kernel arguments take two paths on a node (Talos v1.10.3, `cmd/installer/pkg/install`
@@ -109,6 +110,13 @@ pub fn patch(recipe: &Recipe, options: &Options<'_>) -> Result<String> {
         text.push_str("  sysctls:\n");
         for (key, value) in &config.sysctls {
             let _ = writeln!(text, "    {key}: {}", quote(value));
+        }
+    }
+    let kubelet = config.kubelet.extra_config();
+    if !kubelet.is_empty() {
+        text.push_str("  kubelet:\n    extraConfig:\n");
+        for (key, value) in kubelet {
+            let _ = writeln!(text, "      {key}: {}", quote(value));
         }
     }
     Ok(text)

@@ -284,6 +284,87 @@ pub struct MachineConfig {
     /// `machine.sysctls`, by key (`vm.max_map_count`).
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// `machine.kubelet.extraConfig`: what a pinned validator pod needs of the kubelet.
+    #[serde(default, skip_serializing_if = "Kubelet::is_empty")]
+    pub kubelet: Kubelet,
+}
+
+/// `[machine-config.kubelet]`: kubelet settings for pods pinned to whole CPUs on one NUMA node
+/// (KubeletConfiguration, kubelet.config.k8s.io/v1beta1), written as `machine.kubelet.extraConfig`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Kubelet {
+    /// `cpuManagerPolicy`: `static` gives a Guaranteed pod's containers whole CPUs of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_manager_policy: Option<String>,
+    /// `reservedSystemCPUs`: the CPUs (a cpuset, `0-1,64-65`) kept for the system and kubelet,
+    /// which the static policy needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_system_cpus: Option<String>,
+    /// `topologyManagerPolicy`: `single-numa-node` puts a pod's CPUs and devices on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_manager_policy: Option<String>,
+    /// `topologyManagerScope`: `container` or `pod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_manager_scope: Option<String>,
+}
+
+impl Kubelet {
+    /// Whether no setting is given.
+    pub fn is_empty(&self) -> bool {
+        *self == Kubelet::default()
+    }
+
+    /// The settings as `extraConfig` keys and values, in KubeletConfiguration's names.
+    pub fn extra_config(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("cpuManagerPolicy", &self.cpu_manager_policy),
+            ("reservedSystemCPUs", &self.reserved_system_cpus),
+            ("topologyManagerPolicy", &self.topology_manager_policy),
+            ("topologyManagerScope", &self.topology_manager_scope),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|value| (key, value)))
+        .collect()
+    }
+
+    /// Why the settings would not start a kubelet, if they would not.
+    fn problem(&self) -> Option<String> {
+        let allowed =
+            |value: &Option<String>, values: &[&str]| value.as_deref().is_none_or(|v| values.contains(&v));
+        if !allowed(&self.cpu_manager_policy, &["none", "static"]) {
+            return Some("cpu-manager-policy is none or static".into());
+        }
+        if !allowed(&self.topology_manager_policy, &["none", "best-effort", "restricted", "single-numa-node"])
+        {
+            return Some(
+                "topology-manager-policy is none, best-effort, restricted or single-numa-node".into(),
+            );
+        }
+        if !allowed(&self.topology_manager_scope, &["container", "pod"]) {
+            return Some("topology-manager-scope is container or pod".into());
+        }
+        if let Some(cpus) = &self.reserved_system_cpus {
+            let range = |part: &str| {
+                let (low, high) = part.split_once('-').unwrap_or((part, part));
+                matches!((low.parse::<u32>(), high.parse::<u32>()), (Ok(low), Ok(high)) if low <= high)
+            };
+            if cpus.is_empty() || !cpus.split(',').all(range) {
+                return Some(format!(
+                    "reserved-system-cpus {cpus:?} is not a CPU list such as \"0-1,64-65\""
+                ));
+            }
+        }
+        // The kubelet refuses the static policy with nothing reserved (cpu_manager.go).
+        if self.cpu_manager_policy.as_deref() == Some("static") && self.reserved_system_cpus.is_none() {
+            return Some(
+                "cpu-manager-policy = \"static\" needs reserved-system-cpus: the kubelet will not start \
+                         the static policy with no CPU reserved"
+                    .into(),
+            );
+        }
+        None
+    }
 }
 
 /// An image of the output layout.
@@ -583,6 +664,9 @@ impl Recipe {
         for module in &self.machine_config.modules {
             check_name(module).map_err(|r| invalid(format!("machine-config: module {module:?}: {r}")))?;
         }
+        if let Some(problem) = self.machine_config.kubelet.problem() {
+            return Err(invalid(format!("machine-config.kubelet: {problem}")));
+        }
         for (name, step) in &self.steps {
             check_name(name).map_err(|r| invalid(format!("step {name:?}: {r}")))?;
             for input in &step.inputs {
@@ -812,6 +896,34 @@ mod tests {
         let text = format!("[recipe]\nname = \"r\"\n{SOURCES}[kernel]\nsource = \"linux\"\n{kernel}");
         Recipe::parse(Path::new("/nonexistent"), Path::new("/nonexistent/kiln.toml"), &text)
             .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn kubelet_settings_are_ones_the_kubelet_starts_with() {
+        let parse = |kubelet: &str| {
+            let text = format!("[recipe]\nname = \"r\"\n[machine-config.kubelet]\n{kubelet}");
+            Recipe::parse(Path::new("/nonexistent"), Path::new("/nonexistent/kiln.toml"), &text)
+                .map_err(|error| error.to_string())
+        };
+        let recipe =
+            parse("cpu-manager-policy = \"static\"\nreserved-system-cpus = \"0-1,64-65\"\n").unwrap();
+        assert_eq!(
+            recipe.machine_config.kubelet.extra_config(),
+            [("cpuManagerPolicy", "static"), ("reservedSystemCPUs", "0-1,64-65")]
+        );
+        for (kubelet, reason) in [
+            ("cpu-manager-policy = \"static\"\n", "needs reserved-system-cpus"),
+            ("cpu-manager-policy = \"pinned\"\n", "none or static"),
+            ("topology-manager-policy = \"numa\"\n", "single-numa-node"),
+            ("topology-manager-scope = \"node\"\n", "container or pod"),
+            ("reserved-system-cpus = \"1-0\"\n", "not a CPU list"),
+            ("reserved-system-cpus = \"0;1\"\n", "not a CPU list"),
+            ("reserved-system-cpus = \"\"\n", "not a CPU list"),
+            ("reserved-cpus = \"0\"\n", "unknown field"),
+        ] {
+            let error = parse(kubelet).unwrap_err();
+            assert!(error.contains(reason), "{kubelet:?}: {error}");
+        }
     }
 
     #[test]

@@ -207,6 +207,11 @@ fn the_smoke_recipe_assembles_talos_boot_assets() {
     assert_eq!(extra, EXTRA.split_whitespace().collect::<Vec<_>>(), "{patch}");
     assert_eq!(machine["kernel"]["modules"][0]["name"], "solana-optimizer", "{patch}");
     assert_eq!(machine["sysctls"]["vm.max_map_count"], "1048576", "{patch}");
+    let kubelet = &machine["kubelet"]["extraConfig"];
+    assert_eq!(kubelet["cpuManagerPolicy"], "static", "{patch}");
+    assert_eq!(kubelet["reservedSystemCPUs"], "0", "{patch}");
+    assert_eq!(kubelet["topologyManagerPolicy"], "single-numa-node", "{patch}");
+    assert!(kubelet.get("topologyManagerScope").is_none(), "{patch}");
     assert!(patch.contains(&format!("systemd-boot boots the UKI's, {CMDLINE:?}")), "{patch}");
     // Without the options, neither is written; a disk that is not a device is refused.
     let output = machine_config(&[]);
