@@ -151,7 +151,9 @@ fn kernel_config(
             Ok(fetched) => fetched,
             Err(error) => {
                 return Ok((
-                    Outcome::NotRun(format!("source {input:?} is not on this host ({error}); pass --source")),
+                    Outcome::NotRun(format!(
+                        "source {input:?} cannot be had here ({error}); pass --source {input}=PATH"
+                    )),
                     None,
                 ));
             }

@@ -56,13 +56,22 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
             kernel_modules_manifest(&release),
         ));
     }
-    for name in &talos.extensions {
+    // The appended archive's files, as they sit in the initramfs root; and the early
+    // microcode, which goes before everything else.
+    let appended = scratch.join("appended");
+    let early = scratch.join("early");
+    fs::create_dir(&appended).map_err(|source| Error::Write { path: appended.clone(), source })?;
+    let mut firmware = Firmware::default();
+    for (index, name) in talos.extensions.iter().enumerate() {
         // An extension's output (kiln's, or pulled from a shared cache): read beneath it.
         let dir = context.input_path(name)?;
         let text = crate::beneath::read_to_string(&dir, Path::new("manifest.yaml"))?;
         let manifest = Manifest::parse(&text, &dir.join("manifest.yaml")).map_err(talos_error)?;
-        layers.push((crate::beneath::path(&dir, Path::new("rootfs"))?, manifest));
+        let rootfs = crate::beneath::path(&dir, Path::new("rootfs"))?;
+        let tree = firmware.take(&rootfs, name, &scratch.join(format!("layer-{index}")), &appended)?;
+        layers.push((tree, manifest));
     }
+    let early = firmware.write_microcode(&early)?;
     let kernel = recipe.kernel.as_ref().ok_or_else(|| Error::Talos { reason: "no [kernel]".into() })?;
     let extra = talos.cmdline.as_deref().or(kernel.cmdline.as_deref()).unwrap_or_default();
     let cmdline = cmdline(talos.platform.as_deref(), extra);
@@ -78,9 +87,6 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
         names.push("modules.dep.sqsh".into());
     }
 
-    // The appended archive's files, as they sit in the initramfs root.
-    let appended = scratch.join("appended");
-    fs::create_dir(&appended).map_err(|source| Error::Write { path: appended.clone(), source })?;
     let mut options = squashfs::Options::new(policy);
     options.threads = context.threads;
     let mut listed = Vec::new();
@@ -96,7 +102,7 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
     let out = &context.spec.out;
     let base = context.input_path(&talos.initramfs)?;
     let initramfs = out.join("initramfs.xz");
-    write_initramfs(&base, &appended, &initramfs, &policy, context)?;
+    write_initramfs(early.as_deref(), &base, &appended, &initramfs, &policy, context)?;
     write_file(&out.join("extensions.yaml"), extensions_yaml.as_bytes())?;
 
     write_file(&out.join("cmdline"), format!("{cmdline}\n").as_bytes())?;
@@ -186,6 +192,124 @@ fn check_rules(
         version: talos.version.clone(),
         violations: violations.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// Where Talos 1.10's imager takes firmware from (`quirks.FirmwarePath`, merged `/usr`).
+const FIRMWARE: &str = "usr/lib/firmware";
+
+/// Early microcode as `internal/pkg/extensions/compress.go` (`earlyCPUUcode`, `handleUcode`)
+/// gathers it: the directory under the firmware, which of its files (Go's `filepath.Glob`, in
+/// name order), and the blob they are concatenated into.
+const EARLY_MICROCODE: &[Microcode] = &[
+    Microcode { dir: "intel-ucode", wanted: |_| true, blob: "kernel/x86/microcode/GenuineIntel.bin" },
+    Microcode {
+        dir: "amd-ucode",
+        wanted: |name| name.starts_with("microcode_amd") && name.ends_with(".bin"),
+        blob: "kernel/x86/microcode/AuthenticAMD.bin",
+    },
+];
+
+/// One vendor's early microcode.
+struct Microcode {
+    /// The directory under the firmware.
+    dir: &'static str,
+    /// Which of its files are microcode.
+    wanted: fn(&str) -> bool,
+    /// The blob the kernel's early loader reads.
+    blob: &'static str,
+}
+
+/// What Talos's imager takes out of the extensions before it squashes them
+/// (`Extension.Compress`): early microcode, concatenated per vendor across the extensions in
+/// order, and the rest of `/usr/lib/firmware`, which moves into the initramfs (the kernel loads
+/// firmware before any layer is mounted).
+#[derive(Default)]
+struct Firmware {
+    microcode: std::collections::BTreeMap<&'static str, Vec<u8>>,
+    placed: std::collections::BTreeMap<PathBuf, String>,
+}
+
+impl Firmware {
+    /// The layer tree of the extension `name` at `rootfs`: the tree itself without firmware,
+    /// or a copy at `copy` without it, its firmware moved to `appended` and its microcode kept.
+    fn take(&mut self, rootfs: &Path, name: &str, copy: &Path, appended: &Path) -> Result<PathBuf> {
+        match crate::beneath::path(rootfs, Path::new(FIRMWARE)) {
+            Ok(_) => {}
+            Err(crate::beneath::Error::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(rootfs.to_owned());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        // A copy to take the firmware out of (the extension's output is the cache's), with the
+        // root's mode, as the squashfs records it.
+        let root_mode =
+            fs::metadata(rootfs).map_err(|source| Error::Read { path: rootfs.to_owned(), source })?;
+        fs::create_dir(copy).map_err(|source| Error::Write { path: copy.to_owned(), source })?;
+        fs::set_permissions(copy, root_mode.permissions())
+            .map_err(|source| Error::Write { path: copy.to_owned(), source })?;
+        crate::tree::merge_into(rootfs, copy, name, &mut std::collections::BTreeMap::new())?;
+        let firmware = copy.join(FIRMWARE);
+        for Microcode { dir, wanted, blob } in EARLY_MICROCODE {
+            let dir = firmware.join(dir);
+            // Only a directory of the extension's own: a link there is not followed.
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::Extension {
+                        name: name.to_owned(),
+                        reason: format!(
+                            "{} is not a directory",
+                            dir.strip_prefix(copy).unwrap_or(&dir).display()
+                        ),
+                    });
+                }
+                Err(_) => continue,
+            }
+            let entries = fs::read_dir(&dir).map_err(|source| Error::Read { path: dir.clone(), source })?;
+            let mut names: Vec<String> = entries
+                .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<std::io::Result<_>>()
+                .map_err(|source| Error::Read { path: dir.clone(), source })?;
+            names.retain(|file| wanted(file));
+            names.sort();
+            for file in names {
+                let path = dir.join(&file);
+                let meta = fs::symlink_metadata(&path)
+                    .map_err(|source| Error::Read { path: path.clone(), source })?;
+                if !meta.is_file() {
+                    return Err(Error::Extension {
+                        name: name.to_owned(),
+                        reason: format!(
+                            "{} is early microcode, and not a regular file",
+                            path.strip_prefix(copy).unwrap_or(&path).display()
+                        ),
+                    });
+                }
+                self.microcode.entry(blob).or_default().extend(read(&path)?);
+                fs::remove_file(&path).map_err(|source| Error::Write { path, source })?;
+            }
+        }
+        let target = appended.join(FIRMWARE);
+        create_dirs(appended, &target)?;
+        crate::tree::merge_into(&firmware, &target, name, &mut self.placed)?;
+        fs::remove_dir_all(&firmware).map_err(|source| Error::Write { path: firmware, source })?;
+        Ok(copy.to_owned())
+    }
+
+    /// The early microcode tree (`kernel/x86/microcode/…`) at `dir`, if any extension had some.
+    fn write_microcode(&self, dir: &Path) -> Result<Option<PathBuf>> {
+        if self.microcode.is_empty() {
+            return Ok(None);
+        }
+        for (blob, bytes) in &self.microcode {
+            let path = dir.join(blob);
+            create_dirs(dir, path.parent().unwrap_or(dir))?;
+            write_file(&path, bytes)?;
+        }
+        Ok(Some(dir.to_owned()))
+    }
 }
 
 /// The kernel's modules as an extension-like layer: `rootfs/usr/lib/modules/<release>/` without
@@ -307,6 +431,7 @@ fn modules_dep_layer(
 
 /// The base initramfs's bytes, then the appended directory as one zstd-compressed newc archive.
 fn write_initramfs(
+    early: Option<&Path>,
     base: &Path,
     appended: &Path,
     out: &Path,
@@ -315,6 +440,14 @@ fn write_initramfs(
 ) -> Result<()> {
     let write_error = |source| Error::Write { path: out.to_owned(), source };
     let mut file = BufWriter::new(fs::File::create(out).map_err(write_error)?);
+    if let Some(early) = early {
+        // Uncompressed, first, as `pkg/imager/extensions/rebuild.go` (`prependUncompressedInitramfs`)
+        // writes it with GNU cpio, which pads the archive to its 512-byte blocks.
+        let mut archive = cpio::write_tree(early, Vec::new(), policy)
+            .map_err(|e| Error::Talos { reason: format!("early microcode archive: {e}") })?;
+        archive.resize(archive.len().next_multiple_of(512), 0);
+        file.write_all(&archive).map_err(write_error)?;
+    }
     let mut base_file =
         fs::File::open(base).map_err(|source| Error::Read { path: base.to_owned(), source })?;
     std::io::copy(&mut base_file, &mut file).map_err(write_error)?;

@@ -415,3 +415,125 @@ fn a_module_index_without_modules_builtin_fails_to_load_the_machine_configs_modu
     );
     assert!(support::guest_reported(&reported, &expected), "{}", reported.join("\n"));
 }
+
+/// `kiln build --json` of `recipe` with the shared cache: each step's output directory by name.
+fn build_recipe(recipe: &Path, out: &Path) -> Result<std::collections::BTreeMap<String, PathBuf>, String> {
+    let output = support::run(
+        support::kiln()
+            .env("KILN_CACHE", support::shared_cache())
+            .arg("build")
+            .arg(recipe)
+            .arg("--out")
+            .arg(out)
+            .arg("--json"),
+    );
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let built: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Ok(built["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            let key = step["key"].as_str().unwrap();
+            (
+                step["step"].as_str().unwrap().to_owned(),
+                support::shared_cache().join("steps").join(key).join("out"),
+            )
+        })
+        .collect())
+}
+
+/// Firmware and early microcode as Talos v1.10.3's imager handles an extension's
+/// `/usr/lib/firmware` (`internal/pkg/extensions/compress.go`: `handleUcode` concatenates
+/// `intel-ucode/*` and `amd-ucode/microcode_amd*.bin` into `kernel/x86/microcode/*.bin`, then
+/// the rest of the firmware moves out of the squashfs into the initramfs;
+/// `pkg/imager/extensions/rebuild.go`: the microcode in an uncompressed newc archive written by
+/// GNU cpio, 512-byte blocks, prepended, where the kernel's early loader looks). The layout is
+/// read back with GNU cpio, and the installer still boots through it.
+#[test]
+fn extension_firmware_moves_into_the_initramfs_and_microcode_into_an_early_archive_first() {
+    if !can_build() || !support::require_tool("qemu-system-x86_64") || !support::require_tool("zstd") {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = support::smoke_recipe_copy(work.path());
+    let firmware = recipe.join("extension/usr/lib/firmware");
+    let blobs: [(&str, Vec<u8>); 5] = [
+        ("amd-ucode/microcode_amd.bin", b"AMD-FAMILY-17H..".repeat(4)),
+        ("amd-ucode/microcode_amd_fam19h.bin", b"AMD-FAMILY-19H..".repeat(8)),
+        ("amd-ucode/README", b"not microcode\n".to_vec()),
+        ("intel-ucode/06-55-04", b"INTEL-06-55-04..".repeat(2)),
+        ("kiln/test.fw", b"firmware for a device\n".to_vec()),
+    ];
+    for (path, bytes) in &blobs {
+        fs::create_dir_all(firmware.join(path).parent().unwrap()).unwrap();
+        fs::write(firmware.join(path), bytes).unwrap();
+    }
+    let out = work.path().join("out");
+    let steps = build_recipe(&recipe, &out).unwrap();
+    let initramfs_path = steps["talos"].join("initramfs.xz");
+    let initramfs = fs::read(&initramfs_path).unwrap();
+    assert_eq!(&initramfs[..6], b"070701", "an uncompressed newc archive comes first");
+    let cpio = |args: &[&str]| {
+        support::ok_bytes(Command::new("cpio").args(args).stdin(fs::File::open(&initramfs_path).unwrap()))
+    };
+    let listing = String::from_utf8(cpio(&["-t", "--quiet"])).unwrap();
+    assert_eq!(
+        listing.lines().collect::<Vec<_>>(),
+        [
+            "kernel",
+            "kernel/x86",
+            "kernel/x86/microcode",
+            "kernel/x86/microcode/AuthenticAMD.bin",
+            "kernel/x86/microcode/GenuineIntel.bin"
+        ]
+    );
+    let amd = cpio(&["-i", "--quiet", "--to-stdout", "kernel/x86/microcode/AuthenticAMD.bin"]);
+    assert_eq!(amd, [blobs[0].1.clone(), blobs[1].1.clone()].concat(), "the AMD blobs in name order");
+    let intel = cpio(&["-i", "--quiet", "--to-stdout", "kernel/x86/microcode/GenuineIntel.bin"]);
+    assert_eq!(intel, blobs[3].1);
+    // Then the base initramfs, unchanged, at the next 512-byte block, then the appended archive.
+    let base = fs::read(steps["base-initramfs"].join("initramfs.zst")).unwrap();
+    let trailer = initramfs.windows(10).position(|w| w == b"TRAILER!!!").unwrap();
+    let early = (trailer + 11).next_multiple_of(4).next_multiple_of(512);
+    assert!(initramfs[trailer + 10..early].iter().all(|b| *b == 0));
+    assert_eq!(&initramfs[early..early + base.len()], base.as_slice());
+    let appended = work.path().join("appended");
+    fs::create_dir(&appended).unwrap();
+    fs::write(work.path().join("appended.cpio.zst"), &initramfs[early + base.len()..]).unwrap();
+    support::ok(Command::new("sh").arg("-c").arg(format!(
+        "zstd -dc {}/appended.cpio.zst | (cd {} && cpio -i -d --quiet)",
+        work.path().display(),
+        appended.display()
+    )));
+    assert_eq!(fs::read(appended.join("usr/lib/firmware/kiln/test.fw")).unwrap(), blobs[4].1);
+    assert_eq!(fs::read(appended.join("usr/lib/firmware/amd-ucode/README")).unwrap(), blobs[2].1);
+    assert!(!appended.join("usr/lib/firmware/amd-ucode/microcode_amd.bin").exists());
+    assert!(!appended.join("usr/lib/firmware/intel-ucode/06-55-04").exists());
+    let layer = String::from_utf8(support::ok_bytes(
+        Command::new("unsquashfs").arg("-l").arg(appended.join("1.sqsh")),
+    ))
+    .unwrap();
+    assert!(layer.contains("usr/local/bin/kiln-greet"), "{layer}");
+    assert!(!layer.contains("firmware"), "the firmware left the extension's layer:\n{layer}");
+
+    // The kernel unpacks the three archives and the installer boots as before.
+    let output = support::run(support::kiln().arg("boot").arg(&out).args([
+        "--image",
+        "installer:smoke",
+        "--timeout",
+        "240",
+        "--until",
+        "kiln-smoke: done:",
+    ]));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success() && text.contains("kiln-smoke: done: ok"), "{text}");
+
+    // A link where microcode is looked for is not followed.
+    fs::remove_dir_all(firmware.join("amd-ucode")).unwrap();
+    std::os::unix::fs::symlink("/etc", firmware.join("amd-ucode")).unwrap();
+    let refused = build_recipe(&recipe, &work.path().join("out-link")).unwrap_err();
+    assert!(refused.contains("usr/lib/firmware/amd-ucode is not a directory"), "{refused}");
+}
