@@ -159,6 +159,9 @@ const VALUES: &[(&str, &str, &str)] = &[
     ("net.core.default_qdisc", "cake", "NET_SCH_CAKE"),
 ];
 
+/// The rule the KSPP arguments break, as Talos names its enforcement.
+const KSPP_ARGUMENTS_RULE: &str = "KSPP kernel arguments (kspp.go EnforceKSPPKernelParameters)";
+
 /// The command line's violations of the KSPP rule and Talos's defaults.
 pub fn cmdline(cmdline: &str) -> Vec<Violation> {
     let arguments: Vec<(&str, &str)> =
@@ -169,14 +172,14 @@ pub fn cmdline(cmdline: &str) -> Vec<Violation> {
         let mut values = arguments.iter().filter(|(k, _)| k == key).map(|(_, v)| *v);
         match values.next() {
             None => violations.push(Violation {
-                rule: "KSPP kernel arguments (kspp.go EnforceKSPPKernelParameters)",
+                rule: KSPP_ARGUMENTS_RULE,
                 reason: format!(
                     "{} is missing from the command line: Talos refuses to boot",
                     shown(required)
                 ),
             }),
             Some(first) if first != *required => violations.push(Violation {
-                rule: "KSPP kernel arguments (kspp.go EnforceKSPPKernelParameters)",
+                rule: KSPP_ARGUMENTS_RULE,
                 reason: format!(
                     "{} is on the command line where Talos requires {}",
                     shown(first),
@@ -189,7 +192,7 @@ pub fn cmdline(cmdline: &str) -> Vec<Violation> {
             Some(_) if *key == "pti" => {
                 if let Some(later) = values.find(|value| value != required) {
                     violations.push(Violation {
-                        rule: "KSPP kernel arguments (kspp.go EnforceKSPPKernelParameters)",
+                        rule: KSPP_ARGUMENTS_RULE,
                         reason: format!(
                             "a later {} overrides {} for the kernel, which honours the last one",
                             shown(later),
@@ -209,7 +212,7 @@ pub fn cmdline(cmdline: &str) -> Vec<Violation> {
                 .map_or(*k == argument && v.is_empty(), |(key, value)| *k == key && *v == value)
         }) {
             violations.push(Violation {
-                rule: "KSPP kernel arguments (kspp.go EnforceKSPPKernelParameters)",
+                rule: KSPP_ARGUMENTS_RULE,
                 reason: format!(
                     "{why} turns page-table isolation off in the kernel although pti=on passes Talos's check"
                 ),
