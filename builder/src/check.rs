@@ -92,10 +92,10 @@ fn pins(recipe: &Recipe, cache: &Cache, fetch: &FetchOptions) -> (Outcome, Optio
     {
         problems.push(error.to_string());
     }
-    let (mut verified, mut elsewhere) = (0, Vec::new());
+    let (mut verified, mut elsewhere, mut given) = (0, Vec::new(), Vec::new());
     for name in recipe.sources.keys() {
         if fetch.overrides.contains_key(name) {
-            verified += 1;
+            given.push(name.clone());
             continue;
         }
         if let Err(error) = source::resolve(recipe, name, lock.as_ref()) {
@@ -125,6 +125,9 @@ fn pins(recipe: &Recipe, cache: &Cache, fetch: &FetchOptions) -> (Outcome, Optio
     let mut text = format!("{verified} of {} sources here match their pins", recipe.sources.len());
     if !elsewhere.is_empty() {
         text += &format!("; pinned, not fetched yet (checked when fetched): {}", elsewhere.join(", "));
+    }
+    if !given.is_empty() {
+        text += &format!("; given with --source, not checked: {}", given.join(", "));
     }
     (Outcome::Passed(text), lock)
 }
