@@ -23,7 +23,11 @@ fn can_build() -> bool {
 /// Builds the smoke recipe into `out` (the kernel from the shared cache) and returns the
 /// output directory of each step by name.
 fn build_smoke(out: &Path) -> std::collections::BTreeMap<String, PathBuf> {
-    let built = support::build_smoke(out);
+    step_outputs(&support::build_smoke(out))
+}
+
+/// Each step's output directory in the shared cache, by name, from `kiln build --json`'s report.
+fn step_outputs(built: &Value) -> std::collections::BTreeMap<String, PathBuf> {
     built["steps"]
         .as_array()
         .unwrap()
@@ -430,19 +434,7 @@ fn build_recipe(recipe: &Path, out: &Path) -> Result<std::collections::BTreeMap<
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
-    let built: Value = serde_json::from_slice(&output.stdout).unwrap();
-    Ok(built["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|step| {
-            let key = step["key"].as_str().unwrap();
-            (
-                step["step"].as_str().unwrap().to_owned(),
-                support::shared_cache().join("steps").join(key).join("out"),
-            )
-        })
-        .collect())
+    Ok(step_outputs(&serde_json::from_slice(&output.stdout).unwrap()))
 }
 
 /// Firmware and early microcode as Talos v1.10.3's imager handles an extension's
