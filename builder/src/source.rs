@@ -197,24 +197,8 @@ pub fn verify_here(recipe: &Recipe, name: &str, lock: Option<&crate::lock::Lock>
     let Some(path) = recipe.source_path(&source).filter(|_| !is_local_dir(recipe, &source)) else {
         return Ok(());
     };
-    let checked = hash_file(&path).and_then(|(sha256, sha512)| {
-        for (algorithm, expected, actual) in
-            [("sha256", &source.sha256, sha256), ("sha512", &source.sha512, sha512)]
-        {
-            if let Some(expected) = expected
-                && *expected != actual
-            {
-                return Err(Error::ChecksumMismatch {
-                    name: name.to_owned(),
-                    origin: origin(recipe, &source),
-                    algorithm,
-                    expected: expected.clone(),
-                    actual,
-                });
-            }
-        }
-        Ok(())
-    });
+    let checked = hash_file(&path)
+        .and_then(|(sha256, sha512)| matches_pins(name, &origin(recipe, &source), &source, &sha256, &sha512));
     match (checked, &source.package, lock) {
         (Err(error), Some(package), Some(lock)) => Err(package_changed(recipe, name, package, lock, error)),
         (checked, ..) => checked,
@@ -515,21 +499,7 @@ fn download(recipe: &Recipe, name: &str, source: &Source, cache: &Cache) -> Resu
     }
     let (sha256, sha512) = tee.hashes.finish();
     out.sync_all().map_err(|e| Error::Write { path: temp.clone(), source: e })?;
-    for (algorithm, expected, actual) in
-        [("sha256", &source.sha256, &sha256), ("sha512", &source.sha512, &sha512)]
-    {
-        if let Some(expected) = expected
-            && expected != actual
-        {
-            return Err(Error::ChecksumMismatch {
-                name: name.to_owned(),
-                origin,
-                algorithm,
-                expected: expected.clone(),
-                actual: actual.clone(),
-            });
-        }
-    }
+    matches_pins(name, &origin, source, &sha256, &sha512)?;
     let target = cache.source(&sha256);
     fs::rename(&temp, &target).map_err(|e| Error::Write { path: target.clone(), source: e })?;
     if let Some(sha512) = &source.sha512 {
@@ -537,6 +507,26 @@ fn download(recipe: &Recipe, name: &str, source: &Source, cache: &Cache) -> Resu
         fs::write(&index, &sha256).map_err(|e| Error::Write { path: index, source: e })?;
     }
     Ok(target)
+}
+
+/// Whether a file's digests are the ones `source` pins, as [`Error::ChecksumMismatch`] if not.
+fn matches_pins(name: &str, origin: &str, source: &Source, sha256: &str, sha512: &str) -> Result<()> {
+    for (algorithm, expected, actual) in
+        [("sha256", &source.sha256, sha256), ("sha512", &source.sha512, sha512)]
+    {
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(Error::ChecksumMismatch {
+                name: name.to_owned(),
+                origin: origin.to_owned(),
+                algorithm,
+                expected: expected.clone(),
+                actual: actual.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 struct Tee<'a> {
