@@ -120,9 +120,10 @@ pub(crate) enum Command {
     /// The first build (or --expect, a file of `NAME:TAG sha256:…` lines as `kiln build`
     /// prints them) gives the digests; each rebuild runs `kiln build` with an empty cache on a
     /// copy of the recipe made elsewhere in reverse order, under another umask, time zone, locale,
-    /// compression thread count and environment noise, and in turn on one CPU, under another host
-    /// name, as user nobody and with kiln's clock a year ahead (what the host does not allow is
-    /// reported). Exits 0 when every digest matches; 1 with the difference explained image →
+    /// compression thread count and environment noise. Rebuild 1 also runs under another host
+    /// name, as user nobody and with kiln's clock a year ahead; rebuild 2 on one CPU (serial
+    /// make) under another host name; rebuild 3 changes only the settings above; later ones
+    /// cycle (what the host does not allow is reported). Exits 0 when every digest matches; 1 with the difference explained image →
     /// layer → file → first differing bytes, and the diffoscope commands, when one does not.
     Verify(VerifyArgs),
     /// Print the Talos machine-config patch for a built installer image (YAML).
