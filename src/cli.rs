@@ -203,6 +203,11 @@ pub(crate) struct BootArgs {
     /// For a kernel image: the kernel command line.
     #[arg(long, default_value = "console=ttyS0 panic=-1")]
     pub(crate) cmdline: String,
+    /// For an installer image: the systemd-boot entry to start (loader.conf's `default`). The
+    /// UKI sits at EFI/Linux/kiln.efi, so a profile of it is `kiln.efi@PROFILE-ID`, e.g.
+    /// `kiln.efi@reset-maintenance` (systemd-boot 257 or later lists profiles as entries).
+    #[arg(long, value_name = "ID")]
+    pub(crate) entry: Option<String>,
     /// Memory in MiB.
     #[arg(long, default_value_t = 512)]
     pub(crate) memory: u32,

@@ -36,6 +36,9 @@ pub struct BootOptions {
     pub initrd: Option<String>,
     /// For a kernel image: the command line (a UKI carries its own).
     pub cmdline: String,
+    /// For an installer image: the systemd-boot entry to start (`default` of loader.conf),
+    /// e.g. `kiln.efi@reset-maintenance` for a profile of the UKI; the first entry when `None`.
+    pub entry: Option<String>,
     /// Memory in MiB, split across the NUMA nodes.
     pub memory_mib: u32,
     /// CPUs, spread over the NUMA nodes.
@@ -108,7 +111,13 @@ pub fn boot(options: &BootOptions, on_line: &mut dyn FnMut(&str) -> Control) -> 
             // As the Talos installer lays out an installed disk: systemd-boot, the UKI found in
             // EFI/Linux; no menu wait.
             copy(&systemd_boot, &boot.join("BOOTX64.EFI"))?;
-            write(&esp.join("loader/loader.conf"), "timeout 0\n")?;
+            let default =
+                options.entry.as_ref().map(|entry| format!("default {entry}\n")).unwrap_or_default();
+            write(&esp.join("loader/loader.conf"), &format!("timeout 0\n{default}"))?;
+        } else if let Some(entry) = &options.entry {
+            return Err(boot_error(format!(
+                "--entry {entry}: the image has no systemd-boot ({INSTALL_DIR}/systemd-boot.efi) to choose it"
+            )));
         } else {
             copy(&uki, &boot.join("BOOTX64.EFI"))?;
         }

@@ -60,6 +60,7 @@
 //! extensions = ["hello"]              # in layer order
 //! platform = "metal"                  # optional: Talos's own kernel arguments first
 //! cmdline = "console=ttyS0"           # extra kernel arguments; default [kernel] cmdline
+//! profiles = true                     # optional: UKI profiles (stub 257+); default: if it reads them
 //!
 //! [images."greeting:v1"]              # NAME:TAG in the output layout
 //! from = "compile"                    # a step's /out, or dir = "extension" in the recipe
@@ -272,6 +273,12 @@ pub struct Talos {
     /// Kernel arguments, in this order; `[kernel] cmdline` when not given.
     #[serde(default)]
     pub cmdline: Option<String>,
+    /// The UKI's profiles as Talos 1.10 writes them (`main`, and `reset-maintenance`, whose
+    /// command line adds Talos's wipe argument): `true` requires a stub that reads them
+    /// (systemd-stub 257 or later), `false` writes none; when not given, they are written where
+    /// the stub reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<bool>,
 }
 
 /// `[machine-config]`: settings of the Talos machine-config patch `kiln machine-config` writes.

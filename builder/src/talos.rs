@@ -15,7 +15,8 @@
 //! 4. The kernel command line: Talos's own arguments for `platform` when set, then the recipe's,
 //!    in the order given (repeated keys such as `hugepagesz`/`hugepages` pairs keep their order).
 //! 5. The UKI: systemd-stub with `.osrel .cmdline .uname .linux .initrd`, the PE timestamp the
-//!    epoch.
+//!    epoch; then, where the stub reads them (systemd 257 or later), Talos 1.10's profiles:
+//!    `main`, and `reset-maintenance` with its own `.cmdline` that wipes the node's data.
 //!
 //! The step's output: `initramfs.xz`, `cmdline`, `extensions.yaml`, and `installer/` holding
 //! `usr/install/amd64/vmlinuz.efi` (the UKI) and `usr/install/amd64/systemd-boot.efi`, the tree an
@@ -26,6 +27,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use kiln_layers::compress::{Compression, Encoder};
+use kiln_layers::talos::version::Version;
 use kiln_layers::talos::{self, Layer, Manifest};
 use kiln_layers::{cpio, squashfs, uki};
 use kiln_modules::depmod;
@@ -48,6 +50,10 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
     let release = built.release()?;
     let scratch = &context.spec.build;
     let policy = Policy::with_epoch(context.epoch);
+
+    // The stub first: whether it can carry profiles is known before anything is written.
+    let stub = read(&context.input_path(&talos.stub)?)?;
+    let profiles = uki_profiles(talos, &stub)?;
 
     let mut layers: Vec<(PathBuf, Manifest)> = Vec::new();
     if let Some(modules_dir) = built.module_dir(&release)? {
@@ -107,17 +113,24 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
 
     write_file(&out.join("cmdline"), format!("{cmdline}\n").as_bytes())?;
 
-    let stub = read(&context.input_path(&talos.stub)?)?;
     let linux = built.image()?;
     let initrd = read(&initramfs)?;
     let osrel = os_release(&talos.version, &recipe.meta.name);
-    let sections = [
+    let mut sections = vec![
         uki::Section { name: ".osrel", data: osrel.as_bytes() },
         uki::Section { name: ".cmdline", data: cmdline.as_bytes() },
         uki::Section { name: ".uname", data: release.as_bytes() },
         uki::Section { name: ".linux", data: &linux },
         uki::Section { name: ".initrd", data: &initrd },
     ];
+    let reset_cmdline = format!("{cmdline} {WIPE_ARGUMENT}");
+    if profiles.is_some() {
+        sections.extend([
+            uki::Section { name: ".profile", data: MAIN_PROFILE.as_bytes() },
+            uki::Section { name: ".profile", data: RESET_PROFILE.as_bytes() },
+            uki::Section { name: ".cmdline", data: reset_cmdline.as_bytes() },
+        ]);
+    }
     let timestamp = u32::try_from(context.epoch.as_secs()).map_err(|_| Error::Talos {
         reason: format!("the epoch {} does not fit a PE timestamp (32 bits)", context.epoch.as_secs()),
     })?;
@@ -143,7 +156,52 @@ pub(crate) fn build(recipe: &Recipe, talos: &Talos, context: &StepContext<'_>) -
         ),
         format!("cmdline: {cmdline}"),
         format!("UKI: {} bytes, kernel {release}", image.len()),
+        match &profiles {
+            Some(stub) => format!("UKI profiles: main, reset-maintenance (systemd-stub {})", stub.full),
+            None => "UKI without profiles".to_owned(),
+        },
     ])
+}
+
+/// The UKI profiles Talos v1.10.3's imager writes for an installer (`pkg/imager/imager.go`,
+/// `buildUKI`, and `internal/pkg/uki/generate.go`, `generateProfiles`): after the UKI's own
+/// sections, `.profile` `ID=main` (the UKI's own command line), then `.profile`
+/// `ID=reset-maintenance` with its `.cmdline`, the main one plus [`WIPE_ARGUMENT`].
+const MAIN_PROFILE: &str = "ID=main";
+/// The second profile's `.profile` (`uki.Profile.String()`).
+const RESET_PROFILE: &str = "ID=reset-maintenance\nTITLE=Reset to maintenance mode";
+/// `constants.KernelParamWipe` with what the reset profile wipes.
+const WIPE_ARGUMENT: &str = "talos.experimental.wipe=system:EPHEMERAL,STATE";
+
+/// Whether the UKI gets Talos's profiles, and the stub that reads them. Talos writes them from
+/// v1.10.0 on (`pkg/machinery/imager/quirks`, `SupportsUKIProfiles`; a version that does not
+/// parse counts as the latest). A stub older than systemd 257 does not know `.profile` and
+/// would find a second `.cmdline`, the one that wipes the node, so asking for profiles with it
+/// is refused; when the recipe does not say, such a stub gets none.
+fn uki_profiles(talos: &Talos, stub: &[u8]) -> Result<Option<uki::StubVersion>> {
+    let version =
+        uki::stub_version(stub).map_err(|e| Error::Talos { reason: format!("stub {}: {e}", talos.stub) })?;
+    let reads = version.as_ref().is_some_and(uki::StubVersion::reads_profiles);
+    let first = Version { major: 1, minor: 10, patch: 0, pre: Vec::new() };
+    let talos_writes = Version::parse_talos(&talos.version).map_or(true, |v| v >= first);
+    match talos.profiles {
+        Some(true) if !reads => Err(Error::Talos {
+            reason: format!(
+                "profiles = true needs systemd-stub {} or later, which reads .profile sections; \
+                 the stub {} is {}: it would find the reset-maintenance profile's .cmdline \
+                 ({WIPE_ARGUMENT}) as a second command line",
+                uki::PROFILES_SINCE,
+                talos.stub,
+                version.map_or("not systemd-stub (no .sdmagic naming it)".to_owned(), |v| format!(
+                    "systemd-stub {}",
+                    v.full
+                )),
+            ),
+        }),
+        Some(true) => Ok(version),
+        Some(false) => Ok(None),
+        None => Ok(version.filter(|_| reads && talos_writes)),
+    }
 }
 
 /// Talos's boot-time rules ([`crate::rules`]) against the UKI's command line, the built kernel's

@@ -146,3 +146,21 @@ fn objdump_lists_the_sections_in_order() {
     assert_eq!(linux.2 % 4096, 0, ".linux is page aligned");
     assert_eq!(listed[6].2, image_base + 0x14000, "new sections start after the stub's image");
 }
+
+/// The stub's release, from its `.sdmagic`, is the version dpkg has for Debian's package, and
+/// 254 does not read profiles; systemd-boot, not a stub, has none.
+#[test]
+fn the_stub_release_is_read_from_sdmagic() {
+    let Some((stub, _, _)) = inputs() else { return };
+    let version = uki::stub_version(&stub).unwrap().unwrap();
+    let installed =
+        Command::new("dpkg-query").args(["-W", "-f", "${Version}", "systemd-boot-efi"]).output().unwrap();
+    assert_eq!(version.full, String::from_utf8(installed.stdout).unwrap());
+    assert_eq!(version.major.to_string(), version.full.split('.').next().unwrap());
+    assert_eq!(version.reads_profiles(), version.major >= uki::PROFILES_SINCE);
+    let boot = std::fs::read("/usr/lib/systemd/boot/efi/systemd-bootx64.efi").unwrap();
+    assert_eq!(uki::stub_version(&boot).unwrap(), None);
+    // Assembled with no sections, the stub keeps its own .sdmagic.
+    let bare = uki::assemble(&stub, &[], 0).unwrap();
+    assert!(uki::stub_version(&bare).unwrap().is_some(), "assembling keeps the stub's own sections");
+}

@@ -17,6 +17,7 @@ pub(crate) fn run(args: BootArgs) -> anyhow::Result<Exit> {
         image: args.image,
         initrd: args.initrd,
         cmdline: args.cmdline,
+        entry: args.entry,
         memory_mib: args.memory,
         cpus: args.cpus,
         numa_nodes: args.numa_nodes,

@@ -529,3 +529,136 @@ fn extension_firmware_moves_into_the_initramfs_and_microcode_into_an_early_archi
     let refused = build_recipe(&recipe, &work.path().join("out-link")).unwrap_err();
     assert!(refused.contains("usr/lib/firmware/amd-ucode is not a directory"), "{refused}");
 }
+
+/// Debian 13's systemd-boot-efi (systemd 257, whose stub reads UKI profiles, as the 257.5 stub of
+/// Talos 1.10's imager does), downloaded, not installed, by scripts/install-deps.
+const SYSTEMD_257_DEB: &str = "/var/cache/kiln-fixtures/systemd-boot-efi-257.deb";
+
+/// The smoke recipe copied into `dir`, its stub and systemd-boot taken from [`SYSTEMD_257_DEB`],
+/// and `extra` added to `[talos]`.
+fn recipe_with_systemd_257(dir: &Path, extra: &str) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let recipe = support::smoke_recipe_copy(dir);
+    let manifest = recipe.join("kiln.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let sum = String::from_utf8(support::ok_bytes(Command::new("sha256sum").arg(SYSTEMD_257_DEB))).unwrap();
+    let efi = "systemd-257/usr/lib/systemd/boot/efi";
+    let text = text
+        .replace(
+            "[talos]\n",
+            &format!(
+                "[sources.systemd-257]\npath = \"{SYSTEMD_257_DEB}\"\nsha256 = \"{}\"\nunpack = true\n\n[talos]\n{extra}",
+                &sum[..64]
+            ),
+        )
+        .replace("stub = \"systemd-stub\"", &format!("stub = \"{efi}/linuxx64.efi.stub\""))
+        .replace("systemd-boot = \"systemd-boot\"", &format!("systemd-boot = \"{efi}/systemd-bootx64.efi\""));
+    fs::write(&manifest, text).unwrap();
+    recipe
+}
+
+/// A PE image's sections as binutils reads them: name and bytes (trailing zero padding dropped),
+/// in section-table order.
+fn pe_sections(image: &Path) -> Vec<(String, Vec<u8>)> {
+    let headers = String::from_utf8(support::ok_bytes(Command::new("objdump").arg("-h").arg(image))).unwrap();
+    let bytes = fs::read(image).unwrap();
+    headers
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 6 || fields[0].parse::<u32>().is_err() {
+                return None;
+            }
+            let size = usize::from_str_radix(fields[2], 16).unwrap();
+            let offset = usize::from_str_radix(fields[5], 16).unwrap();
+            let mut data = bytes[offset..offset + size].to_vec();
+            while data.last() == Some(&0) {
+                data.pop();
+            }
+            Some((fields[1].to_owned(), data))
+        })
+        .collect()
+}
+
+/// The UKI's profiles as Talos v1.10.3 writes them (`internal/pkg/uki/generate.go`,
+/// `generateProfiles`; `pkg/imager/imager.go`, the installer's `reset-maintenance` profile):
+/// after `.initrd`, `.profile` `ID=main`, `.profile` `ID=reset-maintenance` and its `.cmdline`
+/// with the wipe argument; the stub's own `.sbat` kept. systemd-boot 257 boots the main profile
+/// by default and the reset profile when chosen, and the guest sees each one's command line. A
+/// stub older than 257 gets no profiles unless asked, and asking is refused.
+#[test]
+fn uki_profiles_as_talos_writes_them_boot_under_systemd_257_and_an_older_stub_is_refused() {
+    if !can_build()
+        || !support::require_file(SYSTEMD_257_DEB)
+        || !support::require_tool("dpkg-deb")
+        || !support::require_tool("qemu-system-x86_64")
+    {
+        return;
+    }
+    let work = support::tempdir();
+    let recipe = recipe_with_systemd_257(work.path(), "");
+    let out = work.path().join("out");
+    let steps = build_recipe(&recipe, &out).unwrap();
+    let uki = steps["talos"].join("installer/usr/install/amd64/vmlinuz.efi");
+    let stub = work.path().join("stub.efi");
+    support::ok(Command::new("sh").arg("-c").arg(format!(
+        "dpkg-deb --fsys-tarfile {SYSTEMD_257_DEB} | tar -xO ./usr/lib/systemd/boot/efi/linuxx64.efi.stub > {}",
+        stub.display()
+    )));
+    let stub_sections = pe_sections(&stub);
+    let sections = pe_sections(&uki);
+    // The stub's sections first, unchanged (its .sbat among them), then Talos's, in its order.
+    for ((name, data), (stub_name, stub_data)) in sections.iter().zip(&stub_sections) {
+        assert_eq!(name, stub_name);
+        if name == ".sbat" {
+            assert_eq!(data, stub_data, "the stub's .sbat is kept");
+        }
+    }
+    let added: Vec<(&str, &[u8])> =
+        sections[stub_sections.len()..].iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let names: Vec<&str> = added.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [".osrel", ".cmdline", ".uname", ".linux", ".initrd", ".profile", ".profile", ".cmdline"]
+    );
+    let reset_cmdline = format!("{CMDLINE} talos.experimental.wipe=system:EPHEMERAL,STATE");
+    assert_eq!(added[1].1, CMDLINE.as_bytes());
+    assert_eq!(added[5].1, b"ID=main");
+    assert_eq!(added[6].1, b"ID=reset-maintenance\nTITLE=Reset to maintenance mode");
+    assert_eq!(added[7].1, reset_cmdline.as_bytes());
+
+    // systemd-boot 257 and the stub: the main profile by default, the reset one when chosen.
+    for (entry, expected) in [(None, CMDLINE.to_owned()), (Some("kiln.efi@reset-maintenance"), reset_cmdline)]
+    {
+        let mut command = support::kiln();
+        command.arg("boot").arg(&out).args(["--image", "installer:smoke", "--timeout", "240"]);
+        if let Some(entry) = entry {
+            command.args(["--entry", entry]);
+        }
+        let output = support::run(command.args(["--until", "kiln-smoke: done:"]));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let reported: Vec<&str> =
+            text.lines().filter_map(|l| l.split_once("kiln-smoke: ").map(|(_, r)| r)).collect();
+        assert!(
+            support::guest_reported(&reported, &format!("cmdline: {expected}")),
+            "entry {entry:?}:\n{text}"
+        );
+    }
+
+    // Asked not to, no profiles; asked for with Debian 12's stub (systemd 254), refused.
+    let plain = recipe_with_systemd_257(&work.path().join("plain"), "profiles = false\n");
+    let steps = build_recipe(&plain, &work.path().join("out-plain")).unwrap();
+    let sections = pe_sections(&steps["talos"].join("installer/usr/install/amd64/vmlinuz.efi"));
+    assert!(sections.iter().all(|(name, _)| name != ".profile"));
+    fs::create_dir(work.path().join("old")).unwrap();
+    let old = support::smoke_recipe_copy(&work.path().join("old"));
+    let manifest = old.join("kiln.toml");
+    let text = fs::read_to_string(&manifest).unwrap().replace("[talos]\n", "[talos]\nprofiles = true\n");
+    fs::write(&manifest, text).unwrap();
+    let refused = build_recipe(&old, &work.path().join("out-old")).unwrap_err();
+    assert!(
+        refused.contains("profiles = true needs systemd-stub 257 or later")
+            && refused.contains("is systemd-stub 254."),
+        "{refused}"
+    );
+}

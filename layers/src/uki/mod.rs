@@ -29,15 +29,18 @@
 //! its own, and only Secure Boot with shim looks at it.
 //!
 //! [`sections`], [`section`] and [`kernel_release`] read images back: the section table, one
-//! section's bytes, and the release string of an x86 bzImage for `.uname`.
+//! section's bytes, and the release string of an x86 bzImage for `.uname`; [`stub_version`]
+//! tells which systemd-stub a stub is, and so whether it reads `.profile` sections.
 
 mod assemble;
 mod bzimage;
 mod pe;
+mod stub;
 
 pub use assemble::assemble;
 pub use bzimage::kernel_release;
 pub use pe::{SectionInfo, section, sections};
+pub use stub::{PROFILES_SINCE, StubVersion, stub_version};
 
 /// A section to append to the stub.
 #[derive(Debug, Clone, Copy)]
