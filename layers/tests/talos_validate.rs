@@ -406,6 +406,73 @@ fn service_container_rootfs_and_entrypoint() {
     assert_eq!(violations.len(), 5, "{violations:#?}");
 }
 
+/// A 64-bit little-endian ELF header with one program header at 64: `PT_INTERP` at `offset`,
+/// `size` bytes long, followed by `path`.
+fn elf_with_interpreter(offset: u64, size: u64, path: &[u8]) -> Vec<u8> {
+    let mut elf = vec![0u8; 64];
+    elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+    elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+    elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+    let mut header = vec![0u8; 56];
+    header[..4].copy_from_slice(&3u32.to_le_bytes());
+    header[8..16].copy_from_slice(&offset.to_le_bytes());
+    header[32..40].copy_from_slice(&size.to_le_bytes());
+    elf.extend(header);
+    elf.extend(path);
+    elf
+}
+
+/// A dynamically linked entrypoint runs only if its ELF interpreter is inside its own container
+/// rootfs: Talos (`internal/app/machined/pkg/system/services/extension.go`) makes that directory
+/// the container's root, so the extension's or the host's loader is not there.
+#[test]
+fn a_dynamic_entrypoint_needs_its_interpreter_in_the_container_rootfs() {
+    let ext = Extension::valid();
+    let spec = |name: &str| format!("name: {name}\ncontainer:\n  entrypoint: ./run\nrestart: always\n");
+    let program = |name: &str, bytes: &[u8]| {
+        let relative = format!("rootfs/usr/local/lib/containers/{name}/run");
+        ext.parent(&relative);
+        fs::write(ext.path(&relative), bytes).unwrap();
+        fs::set_permissions(ext.path(&relative), fs::Permissions::from_mode(0o755)).unwrap();
+        ext.service(&format!("{name}.yaml"), &spec(name));
+    };
+    let glibc = fs::read("/usr/bin/true").unwrap();
+    // Debian's /usr/bin/true, alone; then with the loader it names, reached through /lib64.
+    program("alone", &glibc);
+    program("carried", &glibc);
+    ext.file("rootfs/usr/local/lib/containers/carried/usr/lib/ld-linux-x86-64.so.2", "", 0o755);
+    ext.symlink("rootfs/usr/local/lib/containers/carried/lib64", "usr/lib");
+    // Or with the loader bound from the host at the path the program names.
+    program("mounted", &glibc);
+    ext.service(
+        "mounted.yaml",
+        "name: mounted\ncontainer:\n  entrypoint: ./run\n  mounts:\n    - source: /usr/lib/ld-linux-x86-64.so.2\n      \
+         destination: /lib64/ld-linux-x86-64.so.2\n      type: bind\n      options: [bind, ro]\nrestart: always\n",
+    );
+    // A static program (its one program header a PT_LOAD) needs nothing.
+    let mut static_elf = elf_with_interpreter(0, 0, b"");
+    static_elf[64..68].copy_from_slice(&1u32.to_le_bytes());
+    program("static", &static_elf);
+    // Crafted headers: an interpreter path past the end, one too long to be real, one that is
+    // a directory.
+    program("past-end", &elf_with_interpreter(1 << 40, 16, b""));
+    program("huge", &elf_with_interpreter(120, 1 << 40, b"/x\0"));
+    program("dir", &elf_with_interpreter(120, 5, b"/etc\0"));
+    ext.mkdir("rootfs/usr/local/lib/containers/dir/etc");
+    let violations = ext.violations();
+    let path = |file: &str| format!("/usr/local/etc/containers/{file}");
+    assert_has(
+        &violations,
+        &path("alone.yaml"),
+        Rule::Service,
+        "/run needs the ELF interpreter /lib64/ld-linux-x86-64.so.2, which the container rootfs does not have",
+    );
+    assert_has(&violations, &path("past-end.yaml"), Rule::Service, "needs the ELF interpreter , which");
+    assert_has(&violations, &path("dir.yaml"), Rule::Service, "needs the ELF interpreter /etc, which");
+    assert_eq!(violations.len(), 3, "{violations:#?}");
+}
+
 #[test]
 fn duplicate_service_names() {
     let ext = Extension::valid();

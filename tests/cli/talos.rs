@@ -239,6 +239,11 @@ const BOOT_REPORT: &[&str] = &[
     "unsigned-module: refused",
     "optimizer: loaded, 2 NUMA nodes",
     "machine-sysctls: written",
+    // Extension services, each in its own container rootfs; the glibc one through the loader,
+    // compatibility library and musl its rootfs carries, reading the host's /proc it binds.
+    "service kiln-glibc: hello from glibc, 1 argument(s), argv[0] ./hello-glibc | \
+     /host/proc/sys/kernel/osrelease: 6.12.",
+    "service kiln-greeter: hello, service, from a kiln-built library (exit 0)",
     "sriov-vfs: 2",
     "done: ok",
 ];

@@ -142,7 +142,10 @@ pub(crate) fn check(text: &str, file: &Path, rootfs: &Path) -> Result<Checked, E
     match container.entrypoint.as_deref() {
         None | Some("") => problems.push("container.entrypoint is required".to_owned()),
         Some(entrypoint) if name_valid => {
-            if let Some(problem) = check_container(rootfs, &spec.name, entrypoint, &environment)? {
+            let mounted: Vec<&str> =
+                container.mounts.iter().flatten().filter_map(|m| m.destination.as_deref()).collect();
+            let checking = Checking { name: &spec.name, environment: &environment, mounted: &mounted };
+            if let Some(problem) = check_container(rootfs, entrypoint, &checking)? {
                 problems.push(problem);
             }
         }
@@ -187,14 +190,22 @@ fn check_dependency(dependency: &Dependency, i: usize, problems: &mut Vec<String
     }
 }
 
+/// What of a spec the container's checks need.
+struct Checking<'a> {
+    name: &'a str,
+    environment: &'a [String],
+    /// `container.mounts` destinations: what the container sees there comes from the host.
+    mounted: &'a [&'a str],
+}
+
 /// The container rootfs must be a directory and the entrypoint an executable regular file in
 /// it; returns the problem, if any.
 fn check_container(
     rootfs: &Path,
-    name: &str,
     entrypoint: &str,
-    environment: &[String],
+    container: &Checking<'_>,
 ) -> Result<Option<String>, Error> {
+    let (name, environment) = (container.name, container.environment);
     let mut root = rootfs.to_owned();
     for component in ROOTFS_DIR.into_iter().chain([name]) {
         root.push(component);
@@ -216,7 +227,7 @@ fn check_container(
     };
     let mut first_problem = None;
     for candidate in &candidates {
-        match executable(&root, candidate)? {
+        match executable(&root, candidate, container.mounted)? {
             None => return Ok(None),
             Some(problem) => {
                 first_problem.get_or_insert(problem);
@@ -227,8 +238,9 @@ fn check_container(
     Ok(Some(format!("entrypoint {entrypoint:?} in /{}/{name}/: {problem}", ROOTFS_DIR.join("/"))))
 }
 
-/// `None` when `path` resolves, inside `root`, to a regular file with an execute bit.
-fn executable(root: &Path, path: &str) -> Result<Option<String>, Error> {
+/// `None` when `path` resolves, inside `root`, to a regular file with an execute bit whose ELF
+/// interpreter, if any, is in `root` too or under one of the `mounted` destinations.
+fn executable(root: &Path, path: &str, mounted: &[&str]) -> Result<Option<String>, Error> {
     let (host, metadata) = match resolve(root, path.as_bytes())? {
         Ok(found) => found,
         Err(problem) => return Ok(Some(problem)),
@@ -238,6 +250,69 @@ fn executable(root: &Path, path: &str) -> Result<Option<String>, Error> {
     }
     if metadata.permissions().mode() & 0o111 == 0 {
         return Ok(Some(format!("{} has no execute bit", shown(root, &host))));
+    }
+    // A dynamically linked program needs its ELF interpreter inside the container rootfs: the
+    // container sees nothing else (Talos's `extension.go` gives it that directory as its root),
+    // and the kernel's exec fails with ENOENT when the interpreter is missing.
+    let Some(interpreter) = elf_interpreter(&host)? else { return Ok(None) };
+    let under = |destination: &&str| {
+        let destination = destination.trim_end_matches('/').as_bytes();
+        interpreter.strip_prefix(destination).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+    };
+    if mounted.iter().any(under) {
+        return Ok(None);
+    }
+    match resolve(root, &interpreter)? {
+        Ok((_, found)) if found.is_file() => Ok(None),
+        Ok(_) | Err(_) => Ok(Some(format!(
+            "{} needs the ELF interpreter {}, which the container rootfs does not have (a service \
+             sees only its own rootfs, not the extensions' or the host's loader)",
+            shown(root, &host),
+            String::from_utf8_lossy(&interpreter)
+        ))),
+    }
+}
+
+/// The longest ELF interpreter path read (Linux refuses a `PT_INTERP` over `PATH_MAX`).
+const MAX_INTERPRETER: u64 = 4096;
+
+/// The `PT_INTERP` path of a 64-bit little-endian ELF file (x86-64, arm64), without its NUL;
+/// `None` for anything else, or a static program.
+fn elf_interpreter(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = fs::File::open(path).map_err(|e| read_error("open", path, e))?;
+    let mut header = [0u8; 64];
+    if file.read_exact(&mut header).is_err() || &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1
+    {
+        return Ok(None);
+    }
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let (table, entry_size, count) = (u64_at(&header, 0x20), u16_at(&header, 0x36), u16_at(&header, 0x38));
+    if entry_size < 56 {
+        return Ok(None);
+    }
+    let mut entry = vec![0u8; usize::from(entry_size)];
+    for index in 0..u64::from(count) {
+        let at = table.saturating_add(index * u64::from(entry_size));
+        file.seek(SeekFrom::Start(at)).map_err(|e| read_error("read", path, e))?;
+        if file.read_exact(&mut entry).is_err() {
+            return Ok(None);
+        }
+        const PT_INTERP: u32 = 3;
+        if u32::from_le_bytes(entry[..4].try_into().expect("4 bytes")) != PT_INTERP {
+            continue;
+        }
+        let (offset, size) = (u64_at(&entry, 8), u64_at(&entry, 32));
+        if size == 0 || size > MAX_INTERPRETER {
+            return Ok(None);
+        }
+        let mut interpreter = Vec::new();
+        file.seek(SeekFrom::Start(offset)).map_err(|e| read_error("read", path, e))?;
+        (&mut file).take(size).read_to_end(&mut interpreter).map_err(|e| read_error("read", path, e))?;
+        let end = interpreter.iter().position(|&b| b == 0).unwrap_or(interpreter.len());
+        interpreter.truncate(end);
+        return Ok(Some(interpreter));
     }
     Ok(None)
 }
