@@ -9,6 +9,7 @@ mod bad_input;
 mod build;
 mod check;
 mod diff;
+mod gcompat;
 mod golden;
 mod hostile_layout;
 mod hostile_registry;

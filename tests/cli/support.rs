@@ -644,14 +644,16 @@ pub(crate) fn smoke_recipe() -> PathBuf {
     recipe
 }
 
-/// A copy of recipes/smoke in `dir`, with the module source it shares with recipes/solana.
+/// A copy of recipes/smoke in `dir`, with what it shares with recipes/solana.
 pub(crate) fn smoke_recipe_copy(dir: &Path) -> PathBuf {
     let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
     let recipe = dir.join("smoke");
     ok(Command::new("cp").arg("-R").arg(smoke_recipe()).arg(&recipe));
-    // The module source the smoke recipe shares with the solana recipe, at the same place.
+    // The module source, the io_uring program and Talos's boot functions, at the same places.
     fs::create_dir_all(dir.join("solana")).unwrap();
-    ok(Command::new("cp").arg("-R").arg(recipes.join("solana/optimizer")).arg(dir.join("solana")));
+    for shared in ["optimizer", "qemu-check", "talos-boot"] {
+        ok(Command::new("cp").arg("-R").arg(recipes.join("solana").join(shared)).arg(dir.join("solana")));
+    }
     recipe
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support;
 
-fn can_build() -> bool {
+pub(crate) fn can_build() -> bool {
     support::require_file("/usr/src/linux-source-6.12.tar.xz")
         && support::require_file("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
         && support::require_tool("musl-gcc")
