@@ -280,7 +280,17 @@ const MAX_INTERPRETER: u64 = 4096;
 /// `None` for anything else, or a static program.
 fn elf_interpreter(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = fs::File::open(path).map_err(|e| read_error("open", path, e))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a link put there since it was resolved, and never blocking on a FIFO.
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| read_error("open", path, e))?;
+    if !file.metadata().map_err(|e| read_error("read", path, e))?.is_file() {
+        return Ok(None);
+    }
     let mut header = [0u8; 64];
     if file.read_exact(&mut header).is_err() || &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1
     {
