@@ -53,8 +53,8 @@ fn the_smoke_recipe_passes_every_check() {
     let (output, text) = check(&support::smoke_recipe(), &[]);
     assert_eq!(output.status.code(), Some(0), "{text}");
     for line in [
-        "ok       recipe: 9 sources",
-        "ok       pins: 9 of 9 sources here match their pins",
+        "ok       recipe: 11 sources",
+        "ok       pins: 11 of 11 sources here match their pins",
         "ok       kernel configuration: every value kernel/smoke.config requests stuck",
         "ok       talos boot rules: KSPP arguments and Talos's defaults on the command line; 7 KSPP and 1 \
          machine-config sysctls exist; left to the build, where the modules are: solana.optimizer.cpu_latency_us",
