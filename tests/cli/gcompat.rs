@@ -149,7 +149,7 @@ fn gcompat_1_1_0_runs_glibc_programs_and_debians_node_exporter_on_a_glibc_free_r
         "#!/bin/sh\nexec /usr/local/bin/prometheus-node-exporter --version\n",
     )
     .unwrap();
-    let sum = String::from_utf8(support::ok_bytes(Command::new("sha256sum").arg(NODE_EXPORTER_DEB))).unwrap();
+    let sum = support::sha256_file(Path::new(NODE_EXPORTER_DEB));
     let manifest = recipe.join("kiln.toml");
     let rootfs = r#"rootfs = ["solana-optimizer", "compat", "hello-glibc", "glibc-service"]"#;
     let text = fs::read_to_string(&manifest).unwrap();
@@ -161,7 +161,7 @@ fn gcompat_1_1_0_runs_glibc_programs_and_debians_node_exporter_on_a_glibc_free_r
             r#"rootfs = ["solana-optimizer", "gcompat", "hello-glibc", "glibc-service", "glibc-probes"]"#
         ),
         product_gcompat(),
-        &sum[..64],
+        &sum["sha256:".len()..],
     );
     fs::write(&manifest, text).unwrap();
 

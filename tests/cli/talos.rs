@@ -546,14 +546,14 @@ fn recipe_with_systemd_257(dir: &Path, extra: &str) -> PathBuf {
     let recipe = support::smoke_recipe_copy(dir);
     let manifest = recipe.join("kiln.toml");
     let text = fs::read_to_string(&manifest).unwrap();
-    let sum = String::from_utf8(support::ok_bytes(Command::new("sha256sum").arg(SYSTEMD_257_DEB))).unwrap();
+    let sum = support::sha256_file(Path::new(SYSTEMD_257_DEB));
     let efi = "systemd-257/usr/lib/systemd/boot/efi";
     let text = text
         .replace(
             "[talos]\n",
             &format!(
                 "[sources.systemd-257]\npath = \"{SYSTEMD_257_DEB}\"\nsha256 = \"{}\"\nunpack = true\n\n[talos]\n{extra}",
-                &sum[..64]
+                &sum["sha256:".len()..]
             ),
         )
         .replace("stub = \"systemd-stub\"", &format!("stub = \"{efi}/linuxx64.efi.stub\""))
